@@ -1,0 +1,3 @@
+from imgdiff.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,10 @@
+"""The source registry: `source: {type: NAME, ...}` in a recipe picks one of these."""
+
+from __future__ import annotations
+
+from imgdiff.sources.base import Source
+from imgdiff.sources.pairs import PairsSource
+
+SOURCES: dict[str, type[Source]] = {
+    "pairs": PairsSource,
+}

@@ -1,0 +1,16 @@
+"""The stage registry, in one dict: stage name -> method -> class.
+
+A recipe entry `- pair_filter: {method: pixel, ...}` picks `STAGES["pair_filter"]["pixel"]`.
+`FLOW` is the order of the Img-Diff flow (METHOD.md); a recipe lists its stages in that order.
+"""
+
+from __future__ import annotations
+
+from imgdiff.stages.base import Stage
+from imgdiff.stages.pair_filter.pixel import PixelPairFilter
+
+FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
+
+STAGES: dict[str, dict[str, type[Stage]]] = {
+    "pair_filter": {"pixel": PixelPairFilter},
+}

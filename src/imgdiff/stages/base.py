@@ -1,0 +1,83 @@
+"""The stage interface: settings stored in `__init__`, models in `setup`, a batch in `__call__`.
+
+Scoring and deciding are separate. `__call__` computes scores (and may reject a record it cannot
+process, e.g. a corrupt input); the engine stores that output, then calls `decide`, which applies
+the threshold settings to the stored scores. `imgdiff rethreshold` calls only `decide`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from imgdiff.errors import UsageError, did_you_mean
+from imgdiff.record import Record
+from imgdiff.settings import Settings
+
+if TYPE_CHECKING:
+    from imgdiff.models import ModelPool
+    from imgdiff.store import ImageLoader
+
+
+class StageSettings(Settings):
+    preset: str = "paper"
+
+
+class Stage:
+    name: ClassVar[str]  # the recipe's stage name, e.g. "pair_filter"
+    method: ClassVar[str]  # the implementation, e.g. "pixel"
+    version: ClassVar[int] = 1  # bump when outputs change for the same settings
+    Settings: ClassVar[type[StageSettings]] = StageSettings
+    # preset name -> default settings; each preset says where its numbers come from
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
+
+    def __init__(self, settings: StageSettings) -> None:
+        self.settings = settings
+
+    def setup(self, models: ModelPool, images: ImageLoader) -> None:
+        """Load what the stage needs; called once per worker before the first batch."""
+        self.images = images
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        """Score a batch. Return the records (a fan-out stage returns children via Record.child)."""
+        raise NotImplementedError
+
+    def decide(self, record: Record) -> None:
+        """Apply the threshold settings to the record's stored scores; reject with the reason."""
+        for setting, limit in self.thresholds():
+            score_name, bound = setting.rsplit("_", 1)
+            value = record.scores.get(f"{self.name}.{score_name}")
+            if value is None:
+                record.reject(self.name, f"{setting}: score {score_name} missing")
+                return
+            failed = {
+                "min": value < limit,
+                "max": value > limit,
+                "gt": value <= limit,
+                "lt": value >= limit,
+            }[bound]
+            if failed:
+                sign = {"min": "<", "max": ">", "gt": "<=", "lt": ">="}[bound]
+                record.reject(self.name, f"{setting}: {score_name} {value:.4g} {sign} {limit:g}")
+                return
+
+    def thresholds(self) -> list[tuple[str, float]]:
+        """The `<score>_min|max|gt|lt` settings that are set, in declaration order."""
+        out = []
+        for name in self.Settings.model_fields:
+            value = getattr(self.settings, name)
+            if name.endswith(("_min", "_max", "_gt", "_lt")) and value is not None:
+                out.append((name, float(value)))
+        return out
+
+    @classmethod
+    def resolve_settings(cls, given: dict[str, Any], where: str) -> StageSettings:
+        """Preset defaults first, then the explicit settings; strict validation of both."""
+        from imgdiff.settings import validate
+
+        preset = given.get("preset", "paper")
+        if preset not in cls.PRESETS:
+            raise UsageError(
+                f"{where}.preset: unknown preset '{preset}' for {cls.name} method "
+                f"{cls.method}{did_you_mean(str(preset), cls.PRESETS)}"
+            )
+        return validate(cls.Settings, {**cls.PRESETS[preset], **given}, where)  # type: ignore[return-value]

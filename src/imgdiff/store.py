@@ -1,0 +1,244 @@
+"""The run directory: layout, atomic writes, images, side arrays, stage parts, records, stats.
+
+    DIR/run.json                     what the run was started with (recipe, seed, fingerprints)
+    DIR/stages/<stage>/part-N.jsonl  append-only stage outputs keyed by input id (truth for resume)
+    DIR/records.jsonl                every finished record in canonical order
+    DIR/stats.json                   the funnel
+    DIR/images/<id[:2]>/<id>_a.png   lossless images; DIR/aux/<id[:2]>/ side arrays; DIR/logs/
+
+Every file but the parts is written to a temporary name and renamed into place. A part line is
+written (one write, flushed and synced) only after the artifacts it names are in place, so a line
+that exists is a finished piece of work, and a line cut short by a kill is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from imgdiff.errors import UsageError
+from imgdiff.record import Record
+
+log = logging.getLogger("imgdiff")
+IMAGE_NAMES = ("a", "b")
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON for records and parts: fixed separators, no ASCII escaping."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+class ImageLoader:
+    """How stages read pixels: the batch's in-memory artifacts first, then the run's files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def load(self, record: Record, name: str) -> np.ndarray:
+        if name in record.artifacts:
+            return np.asarray(record.artifacts[name])
+        rel = record.images.get(name) or record.aux.get(name)
+        if rel is None:
+            raise KeyError(f"record {record.id} has no image '{name}'")
+        path = self.root / rel
+        if path.suffix == ".npy":
+            return np.load(path)
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+
+class PartWriter:
+    """Appends one stage's output lines for this invocation to its own part file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: Any = None
+
+    def append(self, lines: list[dict[str, Any]]) -> None:
+        if not lines:
+            return
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("a", encoding="utf-8")
+        self._handle.write("".join(dumps(line) + "\n" for line in lines))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class RunStore:
+    def __init__(self, root: Path | str, image_format: str = "png") -> None:
+        self.root = Path(root)
+        self.image_format = image_format
+        self.images = ImageLoader(self.root)
+
+    # -- layout ----------------------------------------------------------------------------
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def records_path(self) -> Path:
+        return self.root / "records.jsonl"
+
+    @property
+    def stats_path(self) -> Path:
+        return self.root / "stats.json"
+
+    def stage_dir(self, stage: str) -> Path:
+        return self.root / "stages" / stage
+
+    def create(self) -> None:
+        """Make the directory, or explain in one line why it cannot be."""
+        for parent in [self.root, *self.root.parents]:
+            if parent.exists() and not parent.is_dir():
+                raise UsageError(f"--out {self.root}: '{parent}' is a file, not a directory")
+        leftovers = (
+            {p.name for p in self.root.iterdir()} - {"shards", "logs"} if self.root.is_dir() else set()
+        )
+        if leftovers and not self.run_json.exists():
+            raise UsageError(f"--out {self.root}: exists and is not an imgdiff run directory")
+        try:
+            (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {self.root}: cannot create it: {exc.strerror}") from None
+
+    def clear(self) -> None:
+        """Remove a previous run's contents (--fresh); only ever called on an imgdiff run."""
+        import shutil
+
+        for name in (
+            "run.json",
+            "records.jsonl",
+            "stats.json",
+            "stages",
+            "images",
+            "aux",
+            "export",
+            "report",
+            "audit",
+            "shards",
+        ):
+            path = self.root / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+    def invocation(self) -> int:
+        """A number for this invocation's log and part files: one more than any before."""
+        logs = self.root / "logs"
+        numbers = [
+            int(p.stem.split("-")[1]) for p in logs.glob("run-*.log") if p.stem.split("-")[1].isdigit()
+        ]
+        return max(numbers, default=0) + 1
+
+    # -- run.json ----------------------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any] | None:
+        if not self.run_json.exists():
+            return None
+        return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write(self.run_json, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def write_artifacts(self, record: Record) -> None:
+        """Write the record's artifacts at id-derived paths; record the relative paths."""
+        shard = record.id[:2]
+        for name, value in record.artifacts.items():
+            if name in IMAGE_NAMES:
+                ext = "png" if self.image_format == "png" else "webp"
+                rel = f"images/{shard}/{record.id}_{name}.{ext}"
+                atomic_write(self.root / rel, encode_image(value, self.image_format))
+                record.images[name] = rel
+            elif isinstance(value, dict):
+                rel = f"aux/{shard}/{record.id}_{name}.npz"
+                atomic_write(self.root / rel, encode_npz(value))
+                record.aux[name] = rel
+            else:
+                rel = f"aux/{shard}/{record.id}_{name}.npy"
+                buffer = io.BytesIO()
+                np.save(buffer, np.asarray(value), allow_pickle=False)
+                atomic_write(self.root / rel, buffer.getvalue())
+                record.aux[name] = rel
+
+    # -- parts -----------------------------------------------------------------------------------
+    def part_writer(self, stage: str, invocation: int) -> PartWriter:
+        return PartWriter(self.stage_dir(stage) / f"part-{invocation:05d}.jsonl")
+
+    def read_parts(self, stage: str) -> dict[str, dict[str, Any]]:
+        """input id -> its latest part line ({"in", "fp", "out"}) for one stage."""
+        latest: dict[str, dict[str, Any]] = {}
+        for path in sorted(self.stage_dir(stage).glob("part-*.jsonl")):
+            for n, line in _lines(path):
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("%s line %d is incomplete (an interrupted write); ignored", path, n)
+                    continue
+                latest[entry["in"]] = entry
+        return latest
+
+    # -- records and stats --------------------------------------------------------------------
+    def write_records(self, records: list[Record]) -> None:
+        ordered = sorted(records, key=Record.sort_key)
+        text = "".join(dumps(r.to_dict()) + "\n" for r in ordered)
+        atomic_write(self.records_path, text.encode("utf-8"))
+
+    def write_stats(self, stats: dict[str, Any]) -> None:
+        atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        for n, line in enumerate(handle, 1):
+            if line.strip():
+                yield n, line
+
+
+def encode_image(value: Any, image_format: str) -> bytes:
+    image = value if isinstance(value, Image.Image) else Image.fromarray(np.asarray(value))
+    buffer = io.BytesIO()
+    if image_format == "png":
+        image.save(buffer, format="PNG", compress_level=6)
+    else:
+        image.save(buffer, format="WEBP", lossless=True, quality=100, method=4)
+    return buffer.getvalue()
+
+
+def encode_npz(arrays: dict[str, Any]) -> bytes:
+    """An .npz (np.load reads it) with fixed timestamps, so equal arrays give equal bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key in sorted(arrays):
+            member = io.BytesIO()
+            np.save(member, np.asarray(arrays[key]), allow_pickle=False)
+            archive.writestr(
+                zipfile.ZipInfo(f"{key}.npy", _ZIP_DATE), member.getvalue(), zipfile.ZIP_DEFLATED
+            )
+    return buffer.getvalue()
