@@ -132,7 +132,9 @@ def _table(stats: dict[str, Any]) -> str:
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = [
-        "  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=False)))
+        "  ".join(
+            str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in rows
     ]
     lines.append(

@@ -50,7 +50,7 @@ class StageSpec:
     def models(self) -> dict[str, str]:
         """{setting: model entry name} for the model entries this stage uses."""
         roles = self.settings.model_fields_by_role()
-        return {key: getattr(self.settings, key) for key in roles}
+        return {key: getattr(self.settings, key) for key in roles if getattr(self.settings, key) is not None}
 
 
 @dataclass(frozen=True)

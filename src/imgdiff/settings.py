@@ -44,9 +44,11 @@ class Settings(BaseModel):
         return self.model_dump(mode="json", exclude=self.decision_fields())
 
 
-def model_ref(role: str, default: str | None = None) -> Any:
-    """Declare a setting that names a `models:` entry of the given role."""
-    return Field(default=default, json_schema_extra={"model_role": role})
+def model_ref(role: str, required: bool = True) -> Any:
+    """Declare a setting that names a `models:` entry of the given role (None: not used)."""
+    if required:
+        return Field(json_schema_extra={"model_role": role})
+    return Field(default=None, json_schema_extra={"model_role": role})
 
 
 def validate(cls: type[Settings], data: dict[str, Any], where: str) -> Settings:
@@ -60,8 +62,9 @@ def validate(cls: type[Settings], data: dict[str, Any], where: str) -> Settings:
         return cls(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise UsageError(f"{where}.{loc}: {err['msg']}, got {_shown(err.get('input'))}") from None
+        loc = "".join(f".{p}" for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{where}{loc}: {message}, got {_shown(err.get('input'))}") from None
 
 
 def _shown(value: Any) -> str:

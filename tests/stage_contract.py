@@ -1,0 +1,109 @@
+"""The contract every stage's tests reuse (like diffusers' pipeline test mixin).
+
+Subclass `StageContract` in a stage's test file and set `stage_cls` (and `settings`, `upstream`,
+`models` where the stage needs them). The batch is made by a real run of the `pairs` source and the
+upstream stages, so each stage is checked on the records it really receives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+import imgdiff
+from conftest import tree_bytes
+from imgdiff.errors import UsageError
+from imgdiff.models import ModelEntry, ModelPool
+from imgdiff.record import Record
+from imgdiff.stages.base import Stage
+from imgdiff.store import ImageLoader
+from pairs_data import write_pairs
+
+
+class StageContract:
+    stage_cls: ClassVar[type[Stage]]
+    settings: ClassVar[dict[str, Any]] = {}
+    upstream: ClassVar[list[dict[str, Any]]] = []  # recipe stage entries that feed this stage
+    models: ClassVar[dict[str, dict[str, Any]]] = {}  # the recipe's models: section
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def recipe(self, pairs: Path, with_stage: bool = True) -> dict[str, Any]:
+        entry = {self.stage_cls.name: {"method": self.stage_cls.method, **self.settings}}
+        return {
+            "seed": 0,
+            "batch_size": 4,
+            "source": {"type": "pairs", "path": str(pairs)},
+            "models": self.models,
+            "stages": [*self.upstream, *([entry] if with_stage else [])],
+        }
+
+    def make_stage(self) -> Stage:
+        return self.stage_cls(self.stage_cls.resolve_settings(dict(self.settings), "test"))
+
+    def ready_stage(self, run_dir: Path) -> Stage:
+        stage = self.make_stage()
+        entries = {n: ModelEntry(**e) for n, e in self.models.items()}
+        stage.setup(ModelPool(entries), ImageLoader(run_dir))
+        return stage
+
+    def batch(self, tmp_path: Path) -> tuple[Path, list[Record]]:
+        """The kept records that reach this stage, from a real run of the upstream steps."""
+        pairs = write_pairs(tmp_path / "contract-pairs", 8)
+        run_dir = tmp_path / "contract-upstream"
+        imgdiff.run(self.recipe(pairs, with_stage=False), run_dir)
+        return run_dir, [r for r in imgdiff.load_records(run_dir) if r.kept]
+
+    # -- the contract ----------------------------------------------------------------------------
+    def test_contract_pickles(self) -> None:
+        stage = self.make_stage()
+        copy = pickle.loads(pickle.dumps(stage))
+        assert type(copy) is type(stage) and copy.settings == stage.settings
+
+    def test_contract_empty_batch(self, tmp_path: Path) -> None:
+        run_dir, _ = self.batch(tmp_path)
+        assert self.ready_stage(run_dir)([]) == []
+
+    def test_contract_same_seed_same_output(self, tmp_path: Path) -> None:
+        run_dir, records = self.batch(tmp_path)
+        assert records, "the contract batch is empty: the upstream stages rejected everything"
+        first = self.ready_stage(run_dir)([dataclasses.replace(r) for r in _copies(records)])
+        second = self.ready_stage(run_dir)([dataclasses.replace(r) for r in _copies(records)])
+        assert [r.to_dict() for r in first] == [r.to_dict() for r in second]
+        for x, y in zip(first, second, strict=True):
+            assert x.artifacts.keys() == y.artifacts.keys()
+            for name in x.artifacts:
+                assert np.array_equal(np.asarray(x.artifacts[name]), np.asarray(y.artifacts[name]))
+
+    def test_contract_resume_skips_finished_work(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        calls = []
+        original = self.stage_cls.__call__
+
+        def counting(stage: Stage, records: list[Record]) -> list[Record]:
+            calls.append(len(records))
+            return original(stage, records)
+
+        monkeypatch.setattr(self.stage_cls, "__call__", counting)
+        pairs = write_pairs(tmp_path / "pairs", 8)
+        recipe = self.recipe(pairs)
+        imgdiff.run(recipe, tmp_path / "run")
+        assert sum(calls) > 0
+        before = tree_bytes(tmp_path / "run", "records.jsonl", "images", "aux")
+        calls.clear()
+        imgdiff.run(recipe, tmp_path / "run")
+        assert calls == []
+        assert tree_bytes(tmp_path / "run", "records.jsonl", "images", "aux") == before
+
+    def test_contract_unknown_setting_raises(self) -> None:
+        with pytest.raises(UsageError, match="no_such_setting"):
+            self.stage_cls.resolve_settings({**self.settings, "no_such_setting": 1}, "test")
+
+
+def _copies(records: list[Record]) -> list[Record]:
+    return [Record.from_dict(r.to_dict()) for r in records]
