@@ -17,7 +17,8 @@ quickstart: setup
 	$(BIN)/imgdiff run examples/pairs.yaml --out runs/quickstart
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -17,9 +17,6 @@ def _reasons(tmp_path: Path, lines: list[str]) -> list[str | None]:
 
 
 def test_each_bad_item_is_rejected_with_its_reason(tmp_path: Path) -> None:
-    from PIL import Image
-
-    Image.new("RGB", (32, 32)).save(tmp_path / "small.png") if False else None
     good = {"image_a": "0000_a.png", "image_b": "0000_b.png"}
     lines = [
         json.dumps(good),
