@@ -49,4 +49,8 @@ def test_children() -> None:
     assert kid.seed != parent.seed and kid.seed == parent.child(1).seed
     kid.scores["y"] = 2.0
     assert parent.scores == {"x": 1.0}  # children do not share mutable fields with the parent
+    parent.regions.append(Region(box=[0, 0, 1, 1], source="diff"))
+    first, second = parent.child(0), parent.child(1)
+    first.regions[0].box[0] = 9
+    assert second.regions[0].box[0] == 0 and parent.regions[0].box[0] == 0
     assert sorted([grandkid, kid, parent], key=Record.sort_key) == [parent, kid, grandkid]

@@ -165,3 +165,22 @@ def test_sigint_twice_is_safe(tmp_path: Path) -> None:
     proc.communicate(timeout=120)
     assert proc.returncode in (130, 1)
     assert _cli("run", str(recipe), "--out", str(tmp_path / "run")).wait(timeout=300) == 0
+
+
+def test_image_format_is_part_of_the_source_step(tmp_path: Path, pairs_file: Path) -> None:
+    run_dir = tmp_path / "run"
+    imgdiff.run(pixel_recipe(pairs_file), run_dir)
+    again = imgdiff.run(pixel_recipe(pairs_file), run_dir, overrides=["image_format=webp"])
+    assert again.stats["stages"][0]["computed"] == 24
+    assert all(r.images["a"].endswith(".webp") for r in imgdiff.load_records(run_dir) if r.images)
+
+
+def test_a_finished_run_sets_up_no_stage(tmp_path: Path, pairs_file: Path, monkeypatch) -> None:
+    from imgdiff.stages.pair_filter.pixel import PixelPairFilter
+
+    imgdiff.run(pixel_recipe(pairs_file), tmp_path / "run")
+    setups = []
+    monkeypatch.setattr(PixelPairFilter, "setup", lambda self, models, images: setups.append(1))
+    imgdiff.run(pixel_recipe(pairs_file), tmp_path / "run")
+    imgdiff.rethreshold(tmp_path / "run", ["pair_filter.similarity_min=0.5"])
+    assert setups == []

@@ -25,7 +25,7 @@ def test_artifacts_land_at_id_derived_paths(tmp_path: Path) -> None:
     assert np.array_equal(store.images.load(Record.from_dict(record.to_dict()), "a"), rgb)  # lossless
     assert np.array_equal(np.load(tmp_path / "run" / record.aux["prior"]), prior)
     assert np.array_equal(np.load(tmp_path / "run" / record.aux["masks"])["truth_a"], masks["truth_a"])
-    assert not list((tmp_path / "run").rglob(".*tmp*"))
+    assert not list((tmp_path / "run" / ".tmp").iterdir())  # temporaries renamed into place
 
 
 def test_webp_is_lossless_too(tmp_path: Path) -> None:
@@ -67,3 +67,33 @@ def test_create_refuses_files_and_foreign_folders(tmp_path: Path) -> None:
     (tmp_path / "d" / "notes.txt").write_text("x")
     with pytest.raises(UsageError, match="not an imgdiff run"):
         RunStore(tmp_path / "d").create()
+
+
+def test_one_process_per_run_directory(tmp_path: Path, pairs_file: Path) -> None:
+    import fcntl
+
+    import imgdiff
+    from conftest import pixel_recipe
+
+    imgdiff.run(pixel_recipe(pairs_file), tmp_path / "run")
+    with (tmp_path / "run" / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(UsageError, match="another imgdiff process"):
+            imgdiff.run(pixel_recipe(pairs_file), tmp_path / "run")
+
+
+def test_leftover_temporaries_are_swept_and_corrupt_run_json_is_reported(
+    tmp_path: Path, pairs_file: Path
+) -> None:
+    import imgdiff
+    from conftest import pixel_recipe
+
+    run_dir = tmp_path / "run"
+    imgdiff.run(pixel_recipe(pairs_file), run_dir)
+    (run_dir / ".tmp").mkdir(exist_ok=True)
+    (run_dir / ".tmp" / ".x_a.png.tmp-1").write_bytes(b"half an image")
+    imgdiff.run(pixel_recipe(pairs_file), run_dir)
+    assert not (run_dir / ".tmp" / ".x_a.png.tmp-1").exists()
+    (run_dir / "run.json").write_text("{")
+    with pytest.raises(UsageError, match="run.json is corrupt"):
+        imgdiff.run(pixel_recipe(pairs_file), run_dir)

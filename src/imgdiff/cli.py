@@ -59,6 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"imgdiff: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "imgdiff: stopped at once; finished work is on disk: run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
     finally:
         logging.getLogger("imgdiff").removeHandler(console)
 

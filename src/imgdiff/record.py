@@ -7,6 +7,7 @@ array or image) and the engine writes them to disk and records the relative path
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
@@ -88,7 +89,8 @@ class Record:
         kid.child_index = [*self.child_index, k]
         for name in ("images", "aux", "scores"):
             setattr(kid, name, dict(getattr(self, name)))
-        kid.regions, kid.truth = list(self.regions), list(self.truth)
+        kid.regions, kid.truth = copy.deepcopy(self.regions), copy.deepcopy(self.truth)
+        kid.edit = copy.deepcopy(self.edit)
         return kid
 
     def sort_key(self) -> tuple[int, list[int]]:

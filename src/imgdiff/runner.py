@@ -52,11 +52,9 @@ def run(
         raise UsageError(f"--limit {limit}: must be 0 or more")
     root = Path(out)
     if shard is not None:
-        RunStore(root).create()
         root = root / "shards" / f"{shard.index}-of-{shard.count}"
     sets = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
     store = RunStore(root)
-    store.create()
     meta = store.read_meta()
     remembered = [] if fresh else _remembered(meta, sets)
     recipe_obj = load_recipe(recipe, remembered + sets)
@@ -64,16 +62,19 @@ def run(
     source = recipe_obj.build_source()
     source.check()
     plan = Plan.make(recipe_obj, source.fingerprint())
-    if meta is not None and fresh:
-        store.clear()  # only now: a bad recipe must not cost the user their run
-        meta = None
-    if meta is not None:
-        _check_resumable(meta, plan, shard, root)
-    if remembered:
-        log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
-    new_meta = _meta(plan, shard, limit, remembered)
-    store.write_meta(new_meta)
-    return _execute(plan, source, store, limit=limit, shard=shard, score=True, progress=progress)
+    if shard is not None:
+        RunStore(out).check_location()
+    store.create()
+    with store.locked():
+        if meta is not None and fresh:
+            store.clear()  # only now: a bad recipe must not cost the user their run
+            meta = None
+        if meta is not None:
+            _check_resumable(meta, plan, shard, root)
+        if remembered:
+            log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
+        store.write_meta(_meta(plan, shard, limit, remembered))
+        return _execute(plan, source, store, limit=limit, shard=shard, score=True, progress=progress)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
@@ -102,8 +103,11 @@ def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -
     _check_resumable(meta, plan, shard, store.root)
     remembered = dict(meta.get("decision_overrides", {}))
     remembered.update(item.split("=", 1) for item in overrides)
-    store.write_meta({**meta, "recipe": recipe.to_dict(), "decision_overrides": remembered})
-    return _execute(plan, source, store, limit=meta.get("limit"), shard=shard, score=False, progress=progress)
+    with store.locked():
+        store.write_meta({**meta, "recipe": recipe.to_dict(), "decision_overrides": remembered})
+        return _execute(
+            plan, source, store, limit=meta.get("limit"), shard=shard, score=False, progress=progress
+        )
 
 
 def load_records(out: str | Path) -> list[Record]:
@@ -125,6 +129,7 @@ def _execute(
     score: bool,
     progress: bool,
 ) -> RunResult:
+    store.sweep()
     invocation = store.invocation()
     handler = logging.FileHandler(store.root / "logs" / f"run-{invocation:05d}.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))

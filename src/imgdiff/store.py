@@ -13,12 +13,14 @@ that exists is a finished piece of work, and a line cut short by a kill is ignor
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import logging
 import os
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,15 @@ IMAGE_NAMES = ("a", "b")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write to a temporary file, sync, rename into place: readers see all or nothing.
+
+    With `tmp_dir` (a run's `.tmp/`, swept at each start) a write cut short by a kill leaves no
+    stray file among the outputs."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    folder = tmp_dir if tmp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{path.name}.tmp-{os.getpid()}"
     with tmp.open("wb") as handle:
         handle.write(data)
         handle.flush()
@@ -54,15 +62,20 @@ class ImageLoader:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def load(self, record: Record, name: str) -> np.ndarray:
+    def load(self, record: Record, name: str) -> Any:
+        """An image as an RGB uint8 array, a side array, or a dict of arrays (for .npz)."""
         if name in record.artifacts:
-            return np.asarray(record.artifacts[name])
+            value = record.artifacts[name]
+            return value if isinstance(value, dict) else np.asarray(value)
         rel = record.images.get(name) or record.aux.get(name)
         if rel is None:
             raise KeyError(f"record {record.id} has no image '{name}'")
         path = self.root / rel
         if path.suffix == ".npy":
-            return np.load(path)
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as arrays:
+                return {key: arrays[key] for key in arrays.files}
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"))
 
@@ -112,20 +125,51 @@ class RunStore:
     def stage_dir(self, stage: str) -> Path:
         return self.root / "stages" / stage
 
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / ".tmp"
+
+    def sweep(self) -> None:
+        """Remove what writes cut short by a kill left behind (only ever in `.tmp/`)."""
+        import shutil
+
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """One process at a time per run directory; a second one is told so in one line."""
+        with (self.root / ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(
+                    f"{self.root}: another imgdiff process is using this run directory"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def create(self) -> None:
         """Make the directory, or explain in one line why it cannot be."""
-        for parent in [self.root, *self.root.parents]:
-            if parent.exists() and not parent.is_dir():
-                raise UsageError(f"--out {self.root}: '{parent}' is a file, not a directory")
-        leftovers = (
-            {p.name for p in self.root.iterdir()} - {"shards", "logs"} if self.root.is_dir() else set()
-        )
-        if leftovers and not self.run_json.exists():
-            raise UsageError(f"--out {self.root}: exists and is not an imgdiff run directory")
+        self.check_location()
         try:
             (self.root / "logs").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--out {self.root}: cannot create it: {exc.strerror}") from None
+
+    def check_location(self) -> None:
+        """A run directory may be new, empty, or an imgdiff run; never below a file."""
+        for parent in [self.root, *self.root.parents]:
+            if parent.exists() and not parent.is_dir():
+                raise UsageError(f"--out {self.root}: '{parent}' is a file, not a directory")
+        leftovers = (
+            {p.name for p in self.root.iterdir()} - {"shards", "logs", ".tmp", ".lock"}
+            if self.root.is_dir()
+            else set()
+        )
+        if leftovers and not self.run_json.exists():
+            raise UsageError(f"--out {self.root}: exists and is not an imgdiff run directory")
 
     def clear(self) -> None:
         """Remove a previous run's contents (--fresh); only ever called on an imgdiff run."""
@@ -161,7 +205,10 @@ class RunStore:
     def read_meta(self) -> dict[str, Any] | None:
         if not self.run_json.exists():
             return None
-        return json.loads(self.run_json.read_text(encoding="utf-8"))
+        try:
+            return json.loads(self.run_json.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UsageError(f"{self.run_json} is corrupt; pass --fresh to start the run over") from None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         atomic_write(self.run_json, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
@@ -174,17 +221,17 @@ class RunStore:
             if name in IMAGE_NAMES:
                 ext = "png" if self.image_format == "png" else "webp"
                 rel = f"images/{shard}/{record.id}_{name}.{ext}"
-                atomic_write(self.root / rel, encode_image(value, self.image_format))
+                atomic_write(self.root / rel, encode_image(value, self.image_format), self.tmp_dir)
                 record.images[name] = rel
             elif isinstance(value, dict):
                 rel = f"aux/{shard}/{record.id}_{name}.npz"
-                atomic_write(self.root / rel, encode_npz(value))
+                atomic_write(self.root / rel, encode_npz(value), self.tmp_dir)
                 record.aux[name] = rel
             else:
                 rel = f"aux/{shard}/{record.id}_{name}.npy"
                 buffer = io.BytesIO()
                 np.save(buffer, np.asarray(value), allow_pickle=False)
-                atomic_write(self.root / rel, buffer.getvalue())
+                atomic_write(self.root / rel, buffer.getvalue(), self.tmp_dir)
                 record.aux[name] = rel
 
     # -- parts -----------------------------------------------------------------------------------

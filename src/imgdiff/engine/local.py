@@ -11,9 +11,9 @@ import itertools
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
@@ -23,6 +23,7 @@ from imgdiff.engine.plan import Plan
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed, record_id
 from imgdiff.sources.base import Source
+from imgdiff.stages.base import Stage
 from imgdiff.store import RunStore
 
 log = logging.getLogger("imgdiff")
@@ -59,7 +60,6 @@ class Outcome:
     pending: list[Record]
     counts: list[StepCounts]
     interrupted: bool = False
-    by_step_pending: dict[str, int] = field(default_factory=dict)
 
 
 def select(source: Source, limit: int | None, shard: Shard | None) -> Iterator[tuple[int, Any]]:
@@ -143,7 +143,7 @@ def _steps(plan: Plan, source: Source, store: RunStore, invocation: int, score: 
     steps = [
         Step(
             "source",
-            plan.source_fingerprint,
+            plan.fingerprints["source"],
             lambda todo: todo,
             None,
             store.read_parts("source"),
@@ -151,18 +151,14 @@ def _steps(plan: Plan, source: Source, store: RunStore, invocation: int, score: 
             StepCounts("source"),
         )
     ]
-    stages = [spec.build() for spec in recipe.stages]
-    if score and stages:
-        models = ModelPool(recipe.models)
-        for stage in stages:
-            stage.setup(models, store.images)
-    for spec, stage in zip(recipe.stages, stages, strict=False):
-        fp = plan.fingerprints[spec.name]
+    models = ModelPool(recipe.models)
+    for spec in recipe.stages:
+        stage = spec.build()
         steps.append(
             Step(
                 spec.name,
-                fp,
-                stage,
+                plan.fingerprints[spec.name],
+                _set_up_on_first_use(stage, models, store),
                 stage.decide,
                 store.read_parts(spec.name),
                 writer(spec.name),
@@ -170,6 +166,22 @@ def _steps(plan: Plan, source: Source, store: RunStore, invocation: int, score: 
             )
         )
     return steps
+
+
+def _set_up_on_first_use(
+    stage: Stage, models: ModelPool, store: RunStore
+) -> Callable[[list[Record]], list[Record]]:
+    """Models load when a stage first has work: a resumed run whose work is done loads none."""
+    ready = False
+
+    def compute(records: list[Record]) -> list[Record]:
+        nonlocal ready
+        if not ready:
+            stage.setup(models, store.images)
+            ready = True
+        return stage(records)
+
+    return compute
 
 
 class _StopFlag:

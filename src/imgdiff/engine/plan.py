@@ -38,12 +38,14 @@ def stage_fingerprint(spec: StageSpec, recipe: Recipe, upstream: str) -> str:
 @dataclass(frozen=True)
 class Plan:
     recipe: Recipe
-    source_fingerprint: str
-    fingerprints: dict[str, str]  # stage name -> fingerprint
+    source_fingerprint: str  # the items' identity: a change refuses to resume
+    fingerprints: dict[str, str]  # step name ("source", then each stage) -> fingerprint
 
     @classmethod
     def make(cls, recipe: Recipe, source_fingerprint: str) -> Plan:
-        fps, upstream = {}, source_fingerprint
+        # The source step writes the images, so their format is part of its output.
+        upstream = digest({"source": source_fingerprint, "image_format": recipe.run.image_format})
+        fps = {"source": upstream}
         for spec in recipe.stages:
             upstream = fps[spec.name] = stage_fingerprint(spec, recipe, upstream)
         return cls(recipe, source_fingerprint, fps)
