@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from imgdiff.errors import UsageError, did_you_mean
+from imgdiff.export import EXPORTERS
 from imgdiff.models import ModelEntry
 from imgdiff.settings import Settings, validate
 from imgdiff.sources import SOURCES
@@ -25,7 +26,6 @@ from imgdiff.stages import FLOW, STAGES
 from imgdiff.stages.base import Stage, StageSettings
 
 TOP_KEYS = ("seed", "batch_size", "image_format", "source", "models", "stages", "export")
-EXPORTERS: dict[str, Any] = {}  # format name -> exporter; filled by the export issue
 
 
 class RunSettings(Settings):

@@ -257,6 +257,15 @@ class RunStore:
         text = "".join(dumps(r.to_dict()) + "\n" for r in ordered)
         atomic_write(self.records_path, text.encode("utf-8"))
 
+    def write_table(self, stage: str, table: str, rows: list[dict[str, Any]]) -> None:
+        """A stage's side table as Parquet, rewritten atomically like records.jsonl."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows), buffer)
+        atomic_write(self.stage_dir(stage) / f"{table}.parquet", buffer.getvalue(), self.tmp_dir)
+
     def write_stats(self, stats: dict[str, Any]) -> None:
         atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
 

@@ -55,6 +55,12 @@ class Step:
     done: dict[str, dict[str, Any]]  # input id -> stored part line
     writer: PartWriter | None
     counts: StepCounts
+    side_rows: Callable[[Record, Record], list[dict[str, Any]]] | None = None
+    table: list[tuple[tuple[int, list[int]], list[dict[str, Any]]]] = field(default_factory=list)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """The side-table rows of every record seen, in canonical record order."""
+        return [row for _, rows in sorted(self.table, key=lambda item: item[0]) for row in rows]
 
 
 def _key(record: Record) -> tuple[int, tuple[int, ...]]:
@@ -98,8 +104,11 @@ def run_step(
     result = []
     for record in records:
         for out in outputs.get(record.id, []):
+            scored = Record.from_dict(out.to_dict()) if step.side_rows is not None else None
             if out.kept and step.decide is not None:
                 step.decide(out)
+            if step.side_rows is not None and scored is not None:
+                step.table.append((out.sort_key(), step.side_rows(scored, out)))
             counts.out += 1
             if out.kept:
                 counts.kept += 1

@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
@@ -60,6 +60,7 @@ class Outcome:
     pending: list[Record]
     counts: list[StepCounts]
     interrupted: bool = False
+    tables: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def select(source: Source, limit: int | None, shard: Shard | None) -> Iterator[tuple[int, Any]]:
@@ -133,7 +134,12 @@ def run_local(
         for step in steps:
             if step.writer is not None:
                 step.writer.close()
-    outcome = Outcome(finished, pending, [s.counts for s in steps], interrupted=stop.requested)
+    tables = {
+        (spec.name, spec.cls.SIDE_TABLE): step.table_rows()
+        for spec, step in zip(recipe.stages, steps[1:], strict=True)
+        if spec.cls.SIDE_TABLE
+    }
+    outcome = Outcome(finished, pending, [s.counts for s in steps], stop.requested, tables)
     return outcome
 
 
@@ -163,6 +169,7 @@ def _steps(plan: Plan, source: Source, store: RunStore, invocation: int, score: 
                 store.read_parts(spec.name),
                 writer(spec.name),
                 StepCounts(spec.name),
+                side_rows=stage.side_rows if stage.SIDE_TABLE else None,
             )
         )
     return steps

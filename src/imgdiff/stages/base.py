@@ -29,6 +29,9 @@ class Stage:
     Settings: ClassVar[type[StageSettings]] = StageSettings
     # preset name -> default settings; each preset says where its numbers come from
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"paper": {}}
+    # A columnar side table (stages/<name>/<SIDE_TABLE>.parquet), e.g. every candidate box with its
+    # scores and whether the decision kept it; rows come from `side_rows`.
+    SIDE_TABLE: ClassVar[str | None] = None
 
     def __init__(self, settings: StageSettings) -> None:
         self.settings = settings
@@ -59,6 +62,10 @@ class Stage:
                 sign = {"min": "<", "max": ">", "gt": "<=", "lt": ">="}[bound]
                 record.reject(self.name, f"{setting}: {score_name} {value:.4g} {sign} {limit:g}")
                 return
+
+    def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
+        """Side-table rows for one record: `scored` as `__call__` left it, `decided` after `decide`."""
+        return []
 
     def thresholds(self) -> list[tuple[str, float]]:
         """The `<score>_min|max|gt|lt` settings that are set, in declaration order."""
