@@ -4,13 +4,36 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from imgdiff import __version__
 from imgdiff.errors import UsageError
+
+DEMO_PAIRS = 100
+
+
+def _run_options(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
+    parser.add_argument("--out", required=out_required, help="the run directory")
+    parser.add_argument("--limit", type=int, help="take the first N source items")
+    parser.add_argument("--seed", type=int, help="the run seed (default: the recipe's)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe setting, e.g. pair_filter.similarity_min=0.9",
+    )
+    parser.add_argument("--shard", help="run the I-th of N slices into DIR/shards/I-of-N")
+    parser.add_argument("--engine", choices=["local"], default="local")
+    parser.add_argument("--fresh", action="store_true", help="start over: discard the directory's run")
+    parser.add_argument("--dry-run", action="store_true", help="say what the run would do; write nothing")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,25 +45,27 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run or resume a recipe into a run directory")
     run.add_argument("recipe", help="a recipe file or a built-in recipe name (imgdiff recipes list)")
-    run.add_argument("--out", required=True, help="the run directory")
-    run.add_argument("--limit", type=int, help="take the first N source items")
-    run.add_argument("--seed", type=int, help="the run seed (default: the recipe's)")
-    run.add_argument(
-        "--set",
-        dest="sets",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe setting, e.g. pair_filter.similarity_min=0.9",
-    )
-    run.add_argument("--shard", help="run the I-th of N slices into DIR/shards/I-of-N")
-    run.add_argument("--engine", choices=["local"], default="local")
-    run.add_argument("--fresh", action="store_true", help="start over: discard the directory's run")
-    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _run_options(run)
+
+    demo = sub.add_parser("demo", help="draw demo pairs and run the weight-free pipeline on them")
+    _run_options(demo, out_required=False)
+    demo.add_argument("--pairs", type=int, default=DEMO_PAIRS, help=f"pairs to draw (default {DEMO_PAIRS})")
+
+    status = sub.add_parser("status", help="what a run directory holds and what a rerun will do")
+    status.add_argument("dir")
+    status.add_argument("--json", action="store_true")
 
     re = sub.add_parser("rethreshold", help="re-apply decisions from stored scores with new thresholds")
     re.add_argument("dir")
     re.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", required=True)
+
+    merge = sub.add_parser("merge", help="join DIR/shards/I-of-N into DIR")
+    merge.add_argument("dir")
+
+    export = sub.add_parser("export", help="write a finished run in a training-data format")
+    export.add_argument("dir")
+    export.add_argument("--format", required=True, action="append", dest="formats")
+    export.add_argument("--to", help="folder to write into (default DIR/export)")
 
     recipes = sub.add_parser("recipes", help="the built-in recipes")
     recipes.add_argument("action", choices=["list", "show"])
@@ -72,20 +97,47 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     from imgdiff import runner
     from imgdiff.engine.local import Interrupted
+    from imgdiff.survey import Survey
 
     if args.command == "recipes":
         return _recipes(args)
+    if args.command == "status":
+        from imgdiff.survey import status
+
+        survey = status(args.dir)
+        print(
+            json.dumps({"rows": survey.rows(), "blocked": survey.blocked}) if args.json else survey.report()
+        )
+        return 0
+    if args.command == "merge":
+        from imgdiff.merge import merge
+
+        print(_table(merge(args.dir)))
+        return 0
+    if args.command == "export":
+        from imgdiff.export import export_run
+
+        for fmt, summary in export_run(
+            Path(args.dir), args.formats, Path(args.to) if args.to else None
+        ).items():
+            print(f"{fmt}: {json.dumps(summary)}")
+        return 0
     try:
-        if args.command == "run":
+        if args.command in ("run", "demo"):
+            recipe, out = args.recipe if args.command == "run" else "demo", args.out
+            sets = list(args.sets)
+            if args.command == "demo":
+                out, sets = _demo_inputs(args, sets)
             result = runner.run(
-                args.recipe,
-                args.out,
+                recipe,
+                out,
                 limit=args.limit,
                 seed=args.seed,
-                overrides=args.sets,
+                overrides=sets,
                 shard=args.shard,
                 fresh=args.fresh,
                 progress=not args.no_progress,
+                dry_run=args.dry_run,
             )
         else:
             before = _previous_stats(args.dir)
@@ -96,13 +148,32 @@ def _dispatch(args: argparse.Namespace) -> int:
             "imgdiff: stopped after the batch in hand; run the same command again to resume", file=sys.stderr
         )
         return 130
+    if isinstance(result, Survey):
+        print(result.report())
+        return 0
     print(_table(result.stats))
     if args.command == "rethreshold":
         print(_rethreshold_summary(before, result.stats))
     return 0
 
 
+def _demo_inputs(args: argparse.Namespace, sets: list[str]) -> tuple[str, list[str]]:
+    """Draw the demo pairs into DIR/inputs/ (the same bytes every time for the same seed)."""
+    from imgdiff.demo import draw_pairs
+    from imgdiff.store import RunStore
+
+    out = args.out or "imgdiff-demo"
+    if args.pairs < 1:
+        raise UsageError(f"--pairs {args.pairs}: must be at least 1")
+    RunStore(out).check_location()
+    pairs = Path(out) / "inputs" / "demo-pairs"
+    if not args.dry_run:
+        draw_pairs(pairs, args.pairs, seed=args.seed or 0)
+    return out, [f"source.path={pairs / 'pairs.jsonl'}", *sets]
+
+
 def _recipes(args: argparse.Namespace) -> int:
+    from imgdiff.errors import did_you_mean
     from imgdiff.recipe import builtin_recipes
 
     found = builtin_recipes()
@@ -112,8 +183,6 @@ def _recipes(args: argparse.Namespace) -> int:
             print(f"{name:<20} {first}")
         return 0
     if args.name not in found:
-        from imgdiff.errors import did_you_mean
-
         raise UsageError(f"no built-in recipe '{args.name}'{did_you_mean(str(args.name), found)}")
     print(found[args.name], end="")
     return 0
@@ -151,9 +220,6 @@ def _table(stats: dict[str, Any]) -> str:
 
 
 def _previous_stats(out: str) -> dict[str, Any] | None:
-    import json
-    from pathlib import Path
-
     path = Path(out) / "stats.json"
     return json.loads(path.read_text()) if path.is_file() else None
 

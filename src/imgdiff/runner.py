@@ -23,6 +23,7 @@ from imgdiff.errors import UsageError
 from imgdiff.recipe import load_recipe
 from imgdiff.record import Record
 from imgdiff.store import RunStore
+from imgdiff.survey import Survey, survey
 
 log = logging.getLogger("imgdiff")
 
@@ -44,8 +45,11 @@ def run(
     shard: str | Shard | None = None,
     fresh: bool = False,
     progress: bool = False,
-) -> RunResult:
-    """Run (or resume) `recipe` into `out`; returns the outcome and the funnel."""
+    dry_run: bool = False,
+) -> RunResult | Survey:
+    """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
+
+    With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing."""
     if isinstance(shard, str):
         shard = Shard.parse(shard)
     if limit is not None and limit < 0:
@@ -64,13 +68,18 @@ def run(
     plan = Plan.make(recipe_obj, source.fingerprint())
     if shard is not None:
         RunStore(out).check_location()
+    if dry_run:
+        store.check_location()
+        # With --fresh nothing stored would be reused: survey against an empty (never created) store.
+        surveyed = RunStore(root / ".tmp" / "dry-run-fresh") if fresh else store
+        return survey(recipe_obj, surveyed, None if fresh else meta, limit, shard, root=root)
     store.create()
     with store.locked():
         if meta is not None and fresh:
             store.clear()  # only now: a bad recipe must not cost the user their run
             meta = None
         if meta is not None:
-            _check_resumable(meta, plan, shard, root)
+            check_resumable(meta, plan, shard, root)
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
         store.write_meta(_meta(plan, shard, limit, remembered))
@@ -100,7 +109,7 @@ def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -
     source.check()
     plan = Plan.make(recipe, source.fingerprint())
     shard = Shard(**meta["shard"]) if meta.get("shard") else None
-    _check_resumable(meta, plan, shard, store.root)
+    check_resumable(meta, plan, shard, store.root)
     remembered = dict(meta.get("decision_overrides", {}))
     remembered.update(item.split("=", 1) for item in overrides)
     with store.locked():
@@ -174,6 +183,7 @@ def _stats(outcome: Outcome, seconds: float) -> dict[str, Any]:
         "kept": kept,
         "rejected": len(outcome.records) - kept,
         "pending": len(outcome.pending),
+        "complete": not outcome.interrupted and not outcome.pending,
         "pending_by_stage": {c.name: c.pending for c in outcome.counts if c.pending},
         "seconds": round(seconds, 3),
         "stages": [c.as_dict() for c in outcome.counts],
@@ -187,7 +197,7 @@ def _remembered(meta: dict[str, Any] | None, sets: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in stored.items() if k not in given]
 
 
-def _check_resumable(meta: dict[str, Any], plan: Plan, shard: Shard | None, root: Path) -> None:
+def check_resumable(meta: dict[str, Any], plan: Plan, shard: Shard | None, root: Path) -> None:
     old_shard = Shard(**meta["shard"]) if meta.get("shard") else None
     changes = []
     if meta.get("source_fingerprint") != plan.source_fingerprint:

@@ -1,0 +1,107 @@
+"""What a run would do, without doing it: `imgdiff status DIR` and `imgdiff run ... --dry-run`.
+
+Both walk the selected source items through the steps in deciding-only mode (the engine reads the
+stored parts, applies decisions, computes nothing and writes nothing). Per step, `done` inputs have a
+stored output under the current fingerprint; `to compute` inputs reach the step and lack one; work
+`waiting` in an earlier step may add more here once it is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from imgdiff.engine.local import Outcome, Shard, run_local
+from imgdiff.engine.plan import Plan
+from imgdiff.errors import UsageError
+from imgdiff.recipe import Recipe, load_recipe
+from imgdiff.store import RunStore
+
+
+@dataclass
+class Survey:
+    root: Path
+    plan: Plan
+    outcome: Outcome
+    meta: dict[str, Any] | None
+    limit: int | None
+    shard: Shard | None
+    blocked: str | None = None  # why a rerun would refuse to start, if it would
+
+    def rows(self) -> list[dict[str, Any]]:
+        rows, waiting = [], 0
+        for counts in self.outcome.counts:
+            rows.append(
+                {"step": counts.name, "done": counts.reused, "to_compute": counts.pending, "waiting": waiting}
+            )
+            waiting += counts.pending
+        return rows
+
+    def report(self) -> str:
+        recipe: Recipe = self.plan.recipe
+        stages = ", ".join(f"{s.name}/{s.method}" for s in recipe.stages) or "none"
+        records = self.root / "records.jsonl"
+        written = sum(1 for _ in records.open()) if records.is_file() else None
+        lines = [
+            f"run directory: {self.root}" + ("" if self.meta else " (not started)"),
+            f"recipe: source {recipe.source_type}, stages {stages}, seed {recipe.seed}, "
+            f"limit {self.limit if self.limit is not None else 'none'}, shard {self.shard or 'none'}",
+            f"records.jsonl: {'absent' if written is None else f'{written} records'}",
+        ]
+        if self.blocked:
+            lines.append(f"a rerun refuses to start: {self.blocked}")
+            return "\n".join(lines)
+        table = [("step", "done", "to compute", "waiting upstream")]
+        table += [(r["step"], r["done"], r["to_compute"], r["waiting"]) for r in self.rows()]
+        widths = [max(len(str(row[i])) for row in table) for i in range(4)]
+        for row in table:
+            lines.append(
+                "  ".join(
+                    str(v).rjust(w) if i else str(v).ljust(w)
+                    for i, (v, w) in enumerate(zip(row, widths, strict=True))
+                )
+            )
+        todo = [f"{r['to_compute']} {r['step']}" for r in self.rows() if r["to_compute"]]
+        if todo:
+            lines.append(
+                f"a rerun computes {', '.join(todo)} now; records kept by that work then "
+                "go on to the later steps"
+            )
+        else:
+            lines.append("nothing to compute: a rerun only re-applies decisions and rewrites records.jsonl")
+        return "\n".join(lines)
+
+
+def status(out: str | Path) -> Survey:
+    """What the same `imgdiff run` command would do next in run directory `out`."""
+    store = RunStore(out)
+    meta = store.read_meta()
+    if meta is None:
+        raise UsageError(f"'{out}' is not an imgdiff run directory (no run.json)")
+    recipe = load_recipe(meta["recipe"])
+    shard = Shard(**meta["shard"]) if meta.get("shard") else None
+    return survey(recipe, store, meta, meta.get("limit"), shard)
+
+
+def survey(
+    recipe: Recipe,
+    store: RunStore,
+    meta: dict[str, Any] | None,
+    limit: int | None,
+    shard: Shard | None,
+    root: Path | None = None,
+) -> Survey:
+    source = recipe.build_source()
+    source.check()
+    plan = Plan.make(recipe, source.fingerprint())
+    blocked = None
+    if meta is not None:
+        from imgdiff.runner import check_resumable
+
+        try:
+            check_resumable(meta, plan, shard, store.root)
+        except UsageError as exc:
+            blocked = str(exc).split(": ", 1)[-1]
+    outcome = run_local(plan, source, store, limit=limit, shard=shard, score=False, progress=False)
+    return Survey(root or store.root, plan, outcome, meta, limit, shard, blocked)
