@@ -152,6 +152,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(result.report())
         return 0
     print(_table(result.stats))
+    for fmt, summary in result.exports.items():
+        print(f"export {fmt}: {json.dumps(summary)}")
     if args.command == "rethreshold":
         print(_rethreshold_summary(before, result.stats))
     return 0

@@ -56,6 +56,11 @@ def merge(out: str | Path) -> dict[str, Any]:
         merged = _sum_stats(stats)
         store.write_stats(merged)
         store.write_meta({**metas[0], "shard": None, "merged_from": [d.name for d in shards]})
+    formats = metas[0].get("recipe", {}).get("export") or []
+    if formats:
+        from imgdiff.export import export_run
+
+        merged["exports"] = export_run(root, list(formats))
     return merged
 
 

@@ -13,7 +13,7 @@ import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ class RunResult:
     out: Path
     outcome: Outcome
     stats: dict[str, Any]
+    exports: dict[str, dict[str, Any]] = field(default_factory=dict)  # format -> summary
 
 
 def run(
@@ -173,6 +174,10 @@ def _execute(
     result = RunResult(store.root, outcome, stats)
     if outcome.interrupted:
         raise Interrupted(result)
+    if stats["complete"] and plan.recipe.export:
+        from imgdiff.export import export_run
+
+        result.exports = export_run(store.root, list(plan.recipe.export))
     return result
 
 
