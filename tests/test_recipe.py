@@ -69,8 +69,8 @@ def test_overrides_are_checked_like_the_file(pairs_file: Path) -> None:
         load_recipe(pixel_recipe(pairs_file), ["models.clip.device=cuda"])
     with pytest.raises(UsageError, match="batch_size: must be at least 1"):
         load_recipe(pixel_recipe(pairs_file), ["batch_size=0"])
-    with pytest.raises(UsageError, match="export: format 'llava' is not available"):
-        load_recipe(pixel_recipe(pairs_file), ["export=[llava]"])
+    with pytest.raises(UsageError, match="export: format 'lava' is not available \\(did you mean 'llava'"):
+        load_recipe(pixel_recipe(pairs_file), ["export=[lava]"])
 
 
 def test_parse_value() -> None:

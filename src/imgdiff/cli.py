@@ -116,10 +116,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "export":
         from imgdiff.export import export_run
+        from imgdiff.store import RunStore
 
-        for fmt, summary in export_run(
-            Path(args.dir), args.formats, Path(args.to) if args.to else None
-        ).items():
+        store = RunStore(args.dir)
+        if store.read_meta() is None:
+            raise UsageError(f"'{args.dir}' is not an imgdiff run directory (no run.json)")
+        with store.locked():
+            exported = export_run(store.root, args.formats, Path(args.to) if args.to else None)
+        for fmt, summary in exported.items():
             print(f"{fmt}: {json.dumps(summary)}")
         return 0
     try:

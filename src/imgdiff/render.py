@@ -1,0 +1,74 @@
+"""The side-by-side image that every difference sample is built on.
+
+Img-Diff shows the model ONE image: left image | black bar | right image, with the same red box
+drawn on both halves (METHOD.md section 4.4), both when captioning and in the training sample
+(section 4.5). Drawing is numpy slicing, so the pixels are exact and no font or download is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from imgdiff.store import atomic_write, encode_image
+
+# METHOD.md section 4.4: a 20 px black bar, a red box of line width 3, the box grown by 5 px.
+BAR = 20
+LINE = 3
+GROW = 5
+RED = (255, 0, 0)
+
+
+def grown_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """The pixel rectangle the frame is drawn on: inclusive (x1, y1, x2, y2), grown and clamped.
+
+    A box is continuous [x1, y1, x2, y2], so it covers columns floor(x1) .. ceil(x2) - 1."""
+    if len(box) != 4:
+        raise ValueError(f"a box is [x1, y1, x2, y2], got {list(box)}")
+    x1, y1 = int(np.floor(box[0])) - GROW, int(np.floor(box[1])) - GROW
+    x2, y2 = int(np.ceil(box[2])) - 1 + GROW, int(np.ceil(box[3])) - 1 + GROW
+    return max(x1, 0), max(y1, 0), min(x2, width - 1), min(y2, height - 1)
+
+
+def box_on(image: np.ndarray, box: Sequence[float]) -> np.ndarray:
+    """A copy of `image` (RGB uint8) with a red frame, LINE px wide, inside the grown box."""
+    out = np.array(_rgb(image), copy=True)
+    height, width = out.shape[:2]
+    x1, y1, x2, y2 = grown_box(box, width, height)
+    if x1 > x2 or y1 > y2:
+        raise ValueError(f"box {list(box)} lies outside the {width}x{height} image")
+    out[y1 : min(y1 + LINE, y2 + 1), x1 : x2 + 1] = RED
+    out[max(y2 - LINE + 1, y1) : y2 + 1, x1 : x2 + 1] = RED
+    out[y1 : y2 + 1, x1 : min(x1 + LINE, x2 + 1)] = RED
+    out[y1 : y2 + 1, max(x2 - LINE + 1, x1) : x2 + 1] = RED
+    return out
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
+    """Left image | BAR px of black | right image, with `box` framed at the same place on both."""
+    a, b = _rgb(a), _rgb(b)
+    if a.shape != b.shape:
+        raise ValueError(f"the two images differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+    if box is not None:
+        a, b = box_on(a, box), box_on(b, box)
+    bar = np.zeros((a.shape[0], BAR, 3), dtype=np.uint8)
+    return np.concatenate([a, bar, b], axis=1)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Lossless PNG bytes with no metadata: the same pixels always give the same bytes."""
+    return encode_image(_rgb(image), "png")
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write `image` as a deterministic PNG, atomically."""
+    atomic_write(path, png_bytes(image))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 image (h, w, 3), got {image.dtype} {image.shape}")
+    return image
