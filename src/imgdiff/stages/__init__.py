@@ -7,10 +7,12 @@ A recipe entry `- pair_filter: {method: pixel, ...}` picks `STAGES["pair_filter"
 from __future__ import annotations
 
 from imgdiff.stages.base import Stage
+from imgdiff.stages.describe.template import TemplateDescribe
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
 
 FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "pair_filter": {"pixel": PixelPairFilter},
+    "describe": {"template": TemplateDescribe},
 }
