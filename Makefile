@@ -14,7 +14,7 @@ $(BIN)/imgdiff: pyproject.toml constraints.txt
 setup: $(BIN)/imgdiff
 
 quickstart: setup
-	$(BIN)/imgdiff run examples/pairs.yaml --out runs/quickstart
+	$(BIN)/imgdiff demo
 
 lint: setup
 	$(BIN)/ruff check .
@@ -24,4 +24,4 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs imgdiff-demo

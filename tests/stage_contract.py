@@ -77,7 +77,9 @@ class StageContract:
         for x, y in zip(first, second, strict=True):
             assert x.artifacts.keys() == y.artifacts.keys()
             for name in x.artifacts:
-                assert np.array_equal(np.asarray(x.artifacts[name]), np.asarray(y.artifacts[name]))
+                assert _arrays(x.artifacts[name]).keys() == _arrays(y.artifacts[name]).keys()
+                for key, array in _arrays(x.artifacts[name]).items():
+                    assert np.array_equal(array, _arrays(y.artifacts[name])[key])
 
     def test_contract_resume_skips_finished_work(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -103,6 +105,13 @@ class StageContract:
     def test_contract_unknown_setting_raises(self) -> None:
         with pytest.raises(UsageError, match="no_such_setting"):
             self.stage_cls.resolve_settings({**self.settings, "no_such_setting": 1}, "test")
+
+
+def _arrays(artifact: Any) -> dict[str, np.ndarray]:
+    """An artifact as named arrays: a dict of arrays (an .npz) or one array or image."""
+    if isinstance(artifact, dict):
+        return {k: np.asarray(v) for k, v in artifact.items()}
+    return {"": np.asarray(artifact)}
 
 
 def _copies(records: list[Record]) -> list[Record]:

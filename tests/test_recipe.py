@@ -15,7 +15,7 @@ def test_resolved_recipe_round_trips(pairs_file: Path) -> None:
     assert again == recipe and again.seed == 3
     (stage,) = recipe.stages
     assert stage.settings.similarity_max == 0.99
-    assert stage.settings.similarity_min == 0.8  # from the paper preset
+    assert stage.settings.similarity_min == 0.6  # from the paper preset
 
 
 def test_explicit_settings_win_over_the_preset(pairs_file: Path) -> None:
@@ -35,7 +35,7 @@ def test_builtin_recipe_by_name(tmp_path: Path) -> None:
     [
         ([{"pair_filter": {}}], "method: missing, expected one of: pixel"),
         ([{"pair_filter": {"method": "clipp"}}], "'clipp', expected one of: pixel"),
-        ([{"regions": {"method": "pixel"}}], "stage 'regions' is not available"),
+        ([{"generate": {"method": "p2p"}}], "stage 'generate' is not available"),
         ([{"pair_fliter": {"method": "pixel"}}], "did you mean 'pair_filter'"),
         ([{"pair_filter": {"method": "pixel"}}, {"pair_filter": {"method": "pixel"}}], "appears twice"),
         (["pair_filter"], "each stage is one mapping"),

@@ -90,7 +90,7 @@ def test_changed_threshold_in_the_recipe_reapplies_decisions_only(tmp_path, pair
 
 def test_looser_threshold_marks_pending_work_and_run_does_exactly_it(tmp_path, pairs_file, counted) -> None:
     run_dir = tmp_path / "run"
-    strict = ["pair_filter.changed_area_min=0.015"]
+    strict = ["pair_filter.changed_area_min=0.045"]
     first = imgdiff.run(_recipe(pairs_file), run_dir, overrides=strict)
     tagged = set(Tagger.calls)
     assert 0 < len(tagged) < 24

@@ -63,8 +63,8 @@ def draw_pairs(folder: Path, n: int, seed: int = 0, size: int = 256) -> Path:
         if kind == "distractor":
             gain, shift = rng.uniform(0.8, 1.2), rng.uniform(-30, 30, size=3)
             b = np.clip(b.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
-        Image.fromarray(a).save(folder / f"{i:05d}_a.png")
-        Image.fromarray(b).save(folder / f"{i:05d}_b.png")
+        for name, pixels in (("a", a), ("b", b)):
+            Image.fromarray(pixels).save(folder / f"{i:05d}_{name}.png", compress_level=1)
         item = {
             "image_a": f"{i:05d}_a.png",
             "image_b": f"{i:05d}_b.png",

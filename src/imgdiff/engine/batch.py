@@ -94,6 +94,7 @@ def run_step(
         for record in todo:
             for out in outputs[record.id]:
                 store.write_artifacts(out)
+                store.images.keep(out)  # written once; later steps read them from memory
             lines.append(
                 {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in outputs[record.id]]}
             )

@@ -121,8 +121,7 @@ def run_local(
                 done, waiting = run_steps(steps, records, store, score)
                 for bar, step, n in zip(bars, steps, before, strict=False):
                     bar.update(step.counts.entered - n)
-                for record in done:
-                    record.artifacts = {}  # pixels are on disk now; free the memory
+                store.images.forget()  # the batch's pixels are on disk now; free the memory
                 finished += done
                 pending += waiting
                 log.debug("batch of %d: %d finished, %d pending", len(records), len(done), len(waiting))

@@ -9,10 +9,12 @@ from __future__ import annotations
 from imgdiff.stages.base import Stage
 from imgdiff.stages.describe.template import TemplateDescribe
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
+from imgdiff.stages.regions.pixel import PixelRegions
 
 FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "pair_filter": {"pixel": PixelPairFilter},
+    "regions": {"pixel": PixelRegions},
     "describe": {"template": TemplateDescribe},
 }
