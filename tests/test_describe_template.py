@@ -18,15 +18,7 @@ W, H = 200, 100  # image a of the behaviour tests: 20,000 px; 1/400 of it is 50 
 
 class TestTemplateDescribeContract(StageContract):
     stage_cls = TemplateDescribe
-    upstream = [{"pair_filter": {"method": "pixel"}}]
-
-    def batch(self, tmp_path: Path) -> tuple[Path, list[Record]]:
-        """The upstream records with hand-made boxes (until the `regions` stage makes them)."""
-        run_dir, records = super().batch(tmp_path)
-        for record in records:  # 64x64 images from pairs_data
-            boxes = ([8, 8, 30, 30], [40, 2, 62, 20], [0, 0, 2, 2], [30, 40, 50, 60])
-            record.regions = [Region(box=list(map(float, b)), source="diff") for b in boxes]
-        return run_dir, records
+    upstream = [{"pair_filter": {"method": "pixel"}}, {"regions": {"method": "pixel"}}]
 
 
 def _stage(**settings: Any) -> TemplateDescribe:
