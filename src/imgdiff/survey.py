@@ -62,11 +62,11 @@ class Survey:
                     for i, (v, w) in enumerate(zip(row, widths, strict=True))
                 )
             )
-        todo = [f"{r['to_compute']} {r['step']}" for r in self.rows() if r["to_compute"]]
+        todo = [f"{r['step']} for {r['to_compute']}" for r in self.rows() if r["to_compute"]]
         if todo:
             lines.append(
-                f"a rerun computes {', '.join(todo)} now; records kept by that work then "
-                "go on to the later steps"
+                f"a rerun computes {', '.join(todo)} records now; what that work keeps then goes "
+                "on to the later steps"
             )
         else:
             lines.append("nothing to compute: a rerun only re-applies decisions and rewrites records.jsonl")
