@@ -1,0 +1,1 @@
+"""Evaluations: `imgdiff eval <name> ...` (today: localization)."""
