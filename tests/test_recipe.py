@@ -27,7 +27,7 @@ def test_explicit_settings_win_over_the_preset(pairs_file: Path) -> None:
 def test_builtin_recipe_by_name(tmp_path: Path) -> None:
     recipe = load_recipe("pairs", [f"source.path={tmp_path / 'p.jsonl'}"])
     assert recipe.source.path == str(tmp_path / "p.jsonl")
-    assert [s.name for s in recipe.stages] == ["pair_filter"]
+    assert [s.name for s in recipe.stages] == ["pair_filter", "regions", "describe"]
 
 
 @pytest.mark.parametrize(
