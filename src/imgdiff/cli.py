@@ -14,7 +14,7 @@ from typing import Any
 from imgdiff import __version__
 from imgdiff.errors import UsageError
 
-DEMO_PAIRS = 100
+DEMO_PAIRS = 200
 
 
 def _run_options(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -47,9 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("recipe", help="a recipe file or a built-in recipe name (imgdiff recipes list)")
     _run_options(run)
 
-    demo = sub.add_parser("demo", help="draw demo pairs and run the weight-free pipeline on them")
+    demo = sub.add_parser("demo", help=f"run the quickstart recipe ({DEMO_PAIRS} pairs unless --limit)")
     _run_options(demo, out_required=False)
-    demo.add_argument("--pairs", type=int, default=DEMO_PAIRS, help=f"pairs to draw (default {DEMO_PAIRS})")
 
     status = sub.add_parser("status", help="what a run directory holds and what a rerun will do")
     status.add_argument("dir")
@@ -143,16 +142,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.command in ("run", "demo"):
-            recipe, out = args.recipe if args.command == "run" else "demo", args.out
-            sets = list(args.sets)
+            recipe, out, limit = args.recipe if args.command == "run" else "quickstart", args.out, args.limit
             if args.command == "demo":
-                out, sets = _demo_inputs(args, sets)
+                out, limit = out or "imgdiff-demo", DEMO_PAIRS if limit is None else limit
             result = runner.run(
                 recipe,
                 out,
-                limit=args.limit,
+                limit=limit,
                 seed=args.seed,
-                overrides=sets,
+                overrides=args.sets,
                 shard=args.shard,
                 fresh=args.fresh,
                 progress=not args.no_progress,
@@ -176,21 +174,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rethreshold":
         print(_rethreshold_summary(before, result.stats))
     return 0
-
-
-def _demo_inputs(args: argparse.Namespace, sets: list[str]) -> tuple[str, list[str]]:
-    """Draw the demo pairs into DIR/inputs/ (the same bytes every time for the same seed)."""
-    from imgdiff.demo import draw_pairs
-    from imgdiff.store import RunStore
-
-    out = args.out or "imgdiff-demo"
-    if args.pairs < 1:
-        raise UsageError(f"--pairs {args.pairs}: must be at least 1")
-    RunStore(out).check_location()
-    pairs = Path(out) / "inputs" / "demo-pairs"
-    if not args.dry_run:
-        draw_pairs(pairs, args.pairs, seed=args.seed or 0)
-    return out, [f"source.path={pairs / 'pairs.jsonl'}", *sets]
 
 
 def _recipes(args: argparse.Namespace) -> int:

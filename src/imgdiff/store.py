@@ -176,7 +176,7 @@ class RunStore:
             if parent.exists() and not parent.is_dir():
                 raise UsageError(f"--out {self.root}: '{parent}' is a file, not a directory")
         leftovers = (
-            {p.name for p in self.root.iterdir()} - {"shards", "logs", "inputs", ".tmp", ".lock"}
+            {p.name for p in self.root.iterdir()} - {"shards", "logs", ".tmp", ".lock"}
             if self.root.is_dir()
             else set()
         )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from imgdiff.sources.base import Source
 from imgdiff.sources.copy_paste import CopyPasteSource
 from imgdiff.sources.pairs import PairsSource
+from imgdiff.sources.synthetic import SyntheticSource
 
 SOURCES: dict[str, type[Source]] = {
     "pairs": PairsSource,
     "copy_paste": CopyPasteSource,
+    "synthetic": SyntheticSource,
 }
