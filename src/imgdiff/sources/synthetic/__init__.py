@@ -68,7 +68,8 @@ class SyntheticSource(Source):
                 raise UsageError(f"source.{name}: {rule}, got {getattr(s, name)!r}")
 
     def fingerprint(self) -> str:
-        settings = json.dumps(self.settings.model_dump(mode="json"), sort_keys=True)
+        # Item i does not depend on `count`, so a larger count extends a run, like --limit.
+        settings = json.dumps(self.settings.model_dump(mode="json", exclude={"count"}), sort_keys=True)
         return hashlib.sha256(f"{self.type}:v{self.version}:{settings}".encode()).hexdigest()[:16]
 
     def count(self) -> int:
