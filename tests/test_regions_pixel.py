@@ -177,7 +177,10 @@ def test_a_run_writes_masks_and_the_candidates_table_and_rethresholds(tmp_path: 
         assert all(region_mask(labels, region).any() for region in record.regions)
     result = imgdiff.rethreshold(tmp_path / "run", ["regions.max_regions=1", "regions.nms_iou=0.3"])
     assert result.stats["pending"] == 0
-    assert all(len(r.regions) == 1 for r in imgdiff.load_records(tmp_path / "run") if r.kept)
+    kept = [r for r in imgdiff.load_records(tmp_path / "run") if r.kept]
+    assert all(len(r.regions) == 1 for r in kept)
+    table = pq.read_table(tmp_path / "run" / "stages" / "regions" / "candidates.parquet").to_pylist()
+    assert sum(row["kept"] for row in table) == len(kept)  # the side table follows the new decisions
 
 
 @pytest.mark.parametrize("setting", ["delta_e", "blur", "close_size", "max_candidates"])

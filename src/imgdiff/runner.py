@@ -160,9 +160,8 @@ def _execute(
             invocation=invocation,
         )
         store.write_records(outcome.records)
-        if score:
-            for (stage, table), rows in outcome.tables.items():
-                store.write_table(stage, table, rows)
+        for (stage, table), rows in outcome.tables.items():  # decisions may have changed
+            store.write_table(stage, table, rows)
         stats = _stats(outcome, time.perf_counter() - started)
         store.write_stats(stats)
         log.info(
