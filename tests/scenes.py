@@ -60,9 +60,3 @@ def _render(background: np.ndarray, objects: list[dict]) -> np.ndarray:
         image *= 1 - strength * cv2.GaussianBlur(moved, (0, 0), blur)[..., None]
         image[o["mask"]] = o["colour"]
     return image
-
-
-def iou(p: list[float], q: list[float]) -> float:
-    w, h = min(p[2], q[2]) - max(p[0], q[0]), min(p[3], q[3]) - max(p[1], q[1])
-    inter = max(w, 0) * max(h, 0)
-    return inter / ((p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter)

@@ -8,12 +8,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import imgdiff
+from imgdiff.boxes import iou
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, Region
 from imgdiff.stages.regions.pixel import PixelRegions, region_mask
 from imgdiff.store import ImageLoader
 from pairs_data import write_pairs
-from scenes import draw_pair, iou
+from scenes import draw_pair
 from stage_contract import StageContract
 
 

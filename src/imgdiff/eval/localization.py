@@ -14,18 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from imgdiff.boxes import iou
 from imgdiff.errors import UsageError
 from imgdiff.record import Record
 
 IOU_MIN = 0.5
-
-
-def iou(p: list[float], q: list[float]) -> float:
-    width = min(p[2], q[2]) - max(p[0], q[0])
-    height = min(p[3], q[3]) - max(p[1], q[1])
-    inter = max(width, 0.0) * max(height, 0.0)
-    union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def match(predicted: list[list[float]], truth: list[list[float]]) -> list[float]:

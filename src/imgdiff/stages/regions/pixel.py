@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from imgdiff.boxes import iou
 from imgdiff.pixels import delta_e, to_lab, working_copy
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
@@ -149,7 +150,7 @@ class PixelRegions(Stage):
         out: list[str | None] = []
         for region in regions:
             reason = self._threshold(region.scores)
-            overlap = max((_iou(region.box, k.box) for k in kept), default=0.0)
+            overlap = max((iou(region.box, k.box) for k in kept), default=0.0)
             if reason is None and s.nms_iou is not None and overlap > s.nms_iou:
                 reason = f"nms: IoU {overlap:.2f} > {s.nms_iou:g}"
             if reason is None and s.max_regions is not None and len(kept) >= s.max_regions:
@@ -201,11 +202,3 @@ def _shading(a: np.ndarray, b: np.ndarray, ratio: float, angle: float) -> np.nda
 
 def _disk(size: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-
-
-def _iou(p: list[float], q: list[float]) -> float:
-    width = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
-    height = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
-    inter = width * height
-    union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
-    return inter / union if union > 0 else 0.0
