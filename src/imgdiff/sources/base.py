@@ -15,6 +15,11 @@ from imgdiff.record import Record
 from imgdiff.settings import Settings
 
 
+class BadItem(Exception):
+    """An item that becomes a rejected record (rejected_by "source"); the message starts with the
+    reason code, e.g. "missing_file: image_a 'x.png' not found"."""
+
+
 class SourceSettings(Settings):
     pass
 

@@ -39,7 +39,7 @@ from pydantic import Field, field_validator, model_validator
 from imgdiff.errors import UsageError
 from imgdiff.record import Edit, Record, TruthBox
 from imgdiff.sources import coco, coco_captions
-from imgdiff.sources.base import Source, SourceSettings
+from imgdiff.sources.base import BadItem, Source, SourceSettings
 
 # Paste sources: whole, well-resolved objects. A mask that fills little of its box, or is split in
 # several polygons, is usually occluded; one touching the border is cut off.
@@ -79,10 +79,6 @@ class CopyPasteSettings(SourceSettings):
         if self.min_area > self.max_area:
             raise ValueError(f"min_area {self.min_area:g} is above max_area {self.max_area:g}")
         return self
-
-
-class BadItem(Exception):
-    """An item that becomes a rejected record; the message starts with the reason code."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pydantic import field_validator
 
 from imgdiff.errors import UsageError
 from imgdiff.record import KINDS, Edit, Record
-from imgdiff.sources.base import Source, SourceSettings
+from imgdiff.sources.base import BadItem, Source, SourceSettings
 
 REQUIRED = ("image_a", "image_b")
 OPTIONAL = ("caption_a", "caption_b", "edit", "kind")
@@ -36,10 +36,6 @@ class PairsSettings(SourceSettings):
     @classmethod
     def _absolute(cls, value: str) -> str:
         return str(Path(value).expanduser().absolute())
-
-
-class BadItem(Exception):
-    """An item that becomes a rejected record; the message starts with the reason code."""
 
 
 class PairsSource(Source):
