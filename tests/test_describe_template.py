@@ -125,7 +125,7 @@ def test_paper_preset_skips_small_boxes_and_stops_after_five() -> None:
     assert record.kept and record.scores["describe.regions"] == 8
     assert record.regions[0].scores["area"] == pytest.approx(25 / 20000)
     assert _decisions(record) == [
-        "area_min: 0.00125 < 0.0025",
+        "area_min: area 0.00125 < 0.0025",
         *[None] * 5,
         *["max_regions: 5 already accepted"] * 2,
     ]
@@ -135,7 +135,7 @@ def test_paper_preset_skips_small_boxes_and_stops_after_five() -> None:
 def test_data_juicer_preset_skips_large_boxes_with_no_minimum_and_no_cap() -> None:
     boxes = [[0, 0, 100, 50], [0, 0, 5, 5], *[[10 * i, 40, 10 * i + 10, 50] for i in range(7)]]
     record = _described(_record(boxes), preset="data-juicer")
-    assert _decisions(record) == ["area_max: 0.25 > 0.1", *[None] * 8]
+    assert _decisions(record) == ["area_max: area 0.25 > 0.1", *[None] * 8]
 
 
 def test_no_accepted_box_rejects_the_record() -> None:

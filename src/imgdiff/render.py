@@ -8,11 +8,10 @@ drawn on both halves (METHOD.md section 4.4), both when captioning and in the tr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from imgdiff.store import atomic_write, encode_image
+from imgdiff.store import encode_image
 
 # METHOD.md section 4.4: a 20 px black bar, a red box of line width 3, the box grown by 5 px.
 BAR = 20
@@ -60,11 +59,6 @@ def side_by_side(a: np.ndarray, b: np.ndarray, box: Sequence[float] | None = Non
 def png_bytes(image: np.ndarray) -> bytes:
     """Lossless PNG bytes with no metadata: the same pixels always give the same bytes."""
     return encode_image(_rgb(image), "png")
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write `image` as a deterministic PNG, atomically."""
-    atomic_write(path, png_bytes(image))
 
 
 def _rgb(image: np.ndarray) -> np.ndarray:

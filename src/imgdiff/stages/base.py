@@ -46,22 +46,24 @@ class Stage:
 
     def decide(self, record: Record) -> None:
         """Apply the threshold settings to the record's stored scores; reject with the reason."""
+        reason = self.failed_threshold(record.scores, prefix=f"{self.name}.")
+        if reason is not None:
+            record.reject(self.name, reason)
+
+    def failed_threshold(self, scores: dict[str, float], prefix: str = "") -> str | None:
+        """The first set `<score>_min|max|gt|lt` threshold that `scores[prefix + score]` fails, as
+        a reason ("changed_area_min: changed_area 0 < 0.002"); None when all pass. Stages that
+        decide per region call it on a region's scores (no prefix)."""
         for setting, limit in self.thresholds():
-            score_name, bound = setting.rsplit("_", 1)
-            value = record.scores.get(f"{self.name}.{score_name}")
+            score, bound = setting.rsplit("_", 1)
+            value = scores.get(prefix + score)
             if value is None:
-                record.reject(self.name, f"{setting}: score {score_name} missing")
-                return
-            failed = {
-                "min": value < limit,
-                "max": value > limit,
-                "gt": value <= limit,
-                "lt": value >= limit,
-            }[bound]
-            if failed:
+                return f"{setting}: score {score} missing"
+            failed = {"min": value < limit, "max": value > limit, "gt": value <= limit, "lt": value >= limit}
+            if failed[bound]:
                 sign = {"min": "<", "max": ">", "gt": "<=", "lt": ">="}[bound]
-                record.reject(self.name, f"{setting}: {score_name} {value:.4g} {sign} {limit:g}")
-                return
+                return f"{setting}: {score} {value:.4g} {sign} {limit:g}"
+        return None
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         """Side-table rows for one record: `scored` as `__call__` left it, `decided` after `decide`."""

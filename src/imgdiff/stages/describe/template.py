@@ -127,15 +127,7 @@ class TemplateDescribe(Stage):
         s = self.settings
         if s.max_regions is not None and accepted >= s.max_regions:
             return f"max_regions: {s.max_regions} already accepted"
-        area = region.scores.get("area")
-        for setting, limit, sign in (("area_min", s.area_min, "<"), ("area_max", s.area_max, ">")):
-            if limit is None:
-                continue
-            if area is None:
-                return f"{setting}: score area missing"
-            if (area < limit) if sign == "<" else (area > limit):
-                return f"{setting}: {area:.4g} {sign} {limit:g}"
-        return None
+        return self.failed_threshold(region.scores)  # area_min / area_max on the region's area
 
     def _size(self, record: Record) -> tuple[int, int]:
         """(width, height) of image a, from the batch's pixels or the file header (no decoding)."""

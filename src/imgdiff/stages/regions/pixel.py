@@ -149,7 +149,7 @@ class PixelRegions(Stage):
         kept: list[Region] = []
         out: list[str | None] = []
         for region in regions:
-            reason = self._threshold(region.scores)
+            reason = self.failed_threshold(region.scores)
             overlap = max((iou(region.box, k.box) for k in kept), default=0.0)
             if reason is None and s.nms_iou is not None and overlap > s.nms_iou:
                 reason = f"nms: IoU {overlap:.2f} > {s.nms_iou:g}"
@@ -159,17 +159,6 @@ class PixelRegions(Stage):
                 kept.append(region)
             out.append(reason)
         return out
-
-    def _threshold(self, scores: dict[str, float]) -> str | None:
-        """The first `<score>_min/_max` setting this candidate fails, as a reason."""
-        for setting, limit in self.thresholds():
-            score, bound = setting.rsplit("_", 1)
-            value = scores.get(score)
-            if value is None:
-                return f"{setting}: score {score} missing"
-            if (value < limit) if bound == "min" else (value > limit):
-                return f"{setting}: {score} {value:.4g} {'<' if bound == 'min' else '>'} {limit:g}"
-        return None
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         """One row per candidate: box, scores, and whether (or why not) the decision kept it."""
