@@ -235,7 +235,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for name in ("imgdiff", "numpy", "pillow", "pydantic", "pyyaml"):
+    for name in ("imgdiff", "numpy", "pillow", "opencv-python-headless", "pyarrow", "pydantic", "pyyaml"):
         with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
     return out
