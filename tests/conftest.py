@@ -4,8 +4,11 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before anything imports transformers or diffusers
 os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
+
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -42,3 +45,20 @@ def tree_bytes(root: Path, *parts: str) -> dict[str, bytes]:
             if path.is_file():
                 out[str(path.relative_to(root))] = path.read_bytes()
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """`tiny_models("clip")` -> the model entry (dict) of a tiny random-weight checkpoint, built once
+    per test session by `imgdiff models make-tiny`'s own builders and loaded by the normal path."""
+    from imgdiff.models.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    built: dict[str, dict[str, Any]] = {}
+
+    def get(name: str) -> dict[str, Any]:
+        if name not in built:
+            built[name] = build_tiny(name, root)
+        return dict(built[name])
+
+    return get

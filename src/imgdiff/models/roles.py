@@ -1,0 +1,84 @@
+"""What a loaded model offers the stages, per role. Every backend of a role has the same methods, so
+a stage never knows whether it talks to transformers in-process or to a server.
+
+Images cross this boundary as RGB uint8 numpy arrays of shape (h, w, 3); embeddings as float32
+numpy arrays, L2-normalised, one row per input. Every method takes a whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    """CLIP: images and texts into one embedding space."""
+
+    max_text_tokens: int  # the text window without start/end tokens (75 for CLIP)
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts over the window are truncated, never an error."""
+        ...
+
+    def count_text_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text without start/end tokens (to reject captions over the window)."""
+        ...
+
+
+class Matcher(Protocol):
+    """BLIP retrieval: does this crop show this text?"""
+
+    def match(self, images: list[np.ndarray], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For pairs (images[i], texts[i]): (ITM match probability, contrastive cosine), float32 (n,)."""
+        ...
+
+
+@dataclass
+class Segments:
+    """One image's proposals: boxes (k, 4) float32 [x1, y1, x2, y2] in pixels of the input image,
+    masks (k, h, w) bool at the input image's size, scores (k,) float32."""
+
+    boxes: np.ndarray
+    masks: np.ndarray
+    scores: np.ndarray
+
+
+class Segmenter(Protocol):
+    """FastSAM: class-agnostic object proposals."""
+
+    def segment(self, images: list[np.ndarray]) -> list[Segments]: ...
+
+
+@dataclass
+class Generation:
+    """Sampling for one batch; `seeds` holds one seed per prompt (per-record determinism)."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0  # 0: greedy
+    top_p: float | None = None
+    seeds: list[int] = field(default_factory=list)
+
+
+class TextGenerator(Protocol):
+    """A chat LLM. `prompts[i]` is a list of chat messages {"role": ..., "content": str}."""
+
+    def generate(self, prompts: list[list[dict[str, str]]], sampling: Generation) -> list[str]: ...
+
+
+@dataclass
+class VisionPrompt:
+    """One vision-language prompt: a user text that refers to `images` (in order)."""
+
+    text: str
+    images: list[np.ndarray]
+    system: str | None = None
+
+
+class VisionTextGenerator(Protocol):
+    """A vision-language model (LLaVA-NeXT in the paper)."""
+
+    def generate(self, prompts: list[VisionPrompt], sampling: Generation) -> list[str]: ...

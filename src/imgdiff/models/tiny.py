@@ -1,0 +1,128 @@
+"""`imgdiff models make-tiny DIR`: tiny random-weight checkpoints of every model family imgdiff
+loads, saved in the formats the real ones come in, plus `DIR/models.yaml` (entries pointing at
+them) and `DIR/recipe.yaml` (the `img-diff` recipe on them when it exists, else the quickstart with
+those entries). The test suite loads exactly these through the normal loading path; users can
+smoke-test an install with them offline. Random weights give garbage text and images: they show
+that everything loads, runs and is wired, not that outputs are good.
+
+Each model family's module owns its builder (`make_tiny(out: Path) -> Path`, returning the folder or
+file an entry's `path` names); this module only lists them and writes the recipe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imgdiff.errors import UsageError, did_you_mean
+
+# entry name -> (entry fields without the path, "module:builder")
+TINY: dict[str, tuple[dict[str, Any], str]] = {
+    "clip": ({"role": "embedder"}, "imgdiff.models.clip:make_tiny"),
+    "blip": ({"role": "matcher"}, "imgdiff.models.blip:make_tiny"),
+    "fastsam": (
+        {"role": "segmenter", "backend": "ultralytics", "imgsz": 128},
+        "imgdiff.models.fastsam:make_tiny",
+    ),
+    "llm": ({"role": "text_generator"}, "imgdiff.models.text:make_tiny"),
+    "llava": ({"role": "vl_generator"}, "imgdiff.models.vision_text:make_tiny"),
+    "sd15": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.models.diffusion:make_tiny_sd15"),
+    "sdxl": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.models.diffusion:make_tiny_sdxl"),
+}
+
+# Words the tiny CLIP BPE vocabulary knows whole (everything else splits into bytes, which is
+# useful: tests see multi-token words).
+TINY_WORDS = (
+    "a an the of on in with and is are at to photo picture image red blue green white black small big "
+    "cat dog car bus apple banana table chair man woman person bench tree street room plate cup sitting "
+    "standing next front top"
+).split()
+
+
+def make_tiny(out: Path, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Build the named tiny models (all by default) under `out`, write `models.yaml` and
+    `recipe.yaml` there, and return the model entries."""
+    chosen = list(names) if names is not None else list(TINY)
+    entries = {name: build_tiny(name, out) for name in chosen}
+    (out / "models.yaml").write_text(yaml.safe_dump({"models": entries}, sort_keys=False))
+    (out / "recipe.yaml").write_text(yaml.safe_dump(tiny_recipe(entries), sort_keys=False))
+    return entries
+
+
+def build_tiny(name: str, out: Path) -> dict[str, Any]:
+    """Build one tiny model at `out/<name>` and return its model entry."""
+    if name not in TINY:
+        raise UsageError(f"make-tiny: unknown model '{name}'{did_you_mean(name, TINY)}")
+    fields, builder = TINY[name]
+    module, _, function = builder.partition(":")
+    out.mkdir(parents=True, exist_ok=True)
+    made = getattr(importlib.import_module(module), function)(out / name)
+    return {**fields, "path": str(Path(made).resolve())}
+
+
+def tiny_recipe(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The `img-diff` recipe with its model entries swapped for the tiny ones (the quickstart
+    before `img-diff` exists), at a size tiny models can run."""
+    from imgdiff.recipe import builtin_recipes
+
+    recipes = builtin_recipes()
+    raw = yaml.safe_load(recipes["img-diff" if "img-diff" in recipes else "quickstart"].read_text())
+    raw["models"] = {name: dict(entry) for name, entry in entries.items()}
+    for stage in raw.get("stages") or []:
+        ((name, settings),) = stage.items()
+        if name == "generate" and settings is not None:
+            settings.update({"diffusion": "sdxl" if "sdxl" in entries else "sd15", "size": 64, "steps": 2})
+    return raw
+
+
+@lru_cache(maxsize=1)
+def _byte_symbols() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    keep += list(range(ord("®"), ord("ÿ") + 1))
+    codes = keep[:]
+    extra = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(keep, [chr(c) for c in codes], strict=True))
+
+
+def write_clip_bpe(out: Path, words: Iterable[str] = TINY_WORDS) -> tuple[Path, Path]:
+    """A small CLIP BPE vocabulary (every byte, plus whole `words`) as vocab.json + merges.txt.
+    Special tokens come last, as in OpenAI's vocabulary."""
+    out.mkdir(parents=True, exist_ok=True)
+    base = list(_byte_symbols().values())
+    vocab = base + [c + "</w>" for c in base]
+    merges: list[str] = []
+    for word in dict.fromkeys(words):
+        symbols = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(symbols) > 1:
+            merged = symbols[0] + symbols[1]
+            rule = f"{symbols[0]} {symbols[1]}"
+            if rule not in merges:
+                merges.append(rule)
+                vocab.append(merged)
+            symbols = [merged, *symbols[2:]]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    ids = {token: i for i, token in enumerate(dict.fromkeys(vocab))}
+    vocab_file, merges_file = out / "vocab.json", out / "merges.txt"
+    vocab_file.write_text(json.dumps(ids))
+    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    return vocab_file, merges_file
+
+
+def clip_tokenizer(work: Path, pad_token: str = "<|endoftext|>") -> Any:
+    """A transformers CLIPTokenizer on the tiny vocabulary, with CLIP's 77-token window."""
+    from transformers import CLIPTokenizer
+
+    vocab_file, merges_file = write_clip_bpe(work)
+    return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77, pad_token=pad_token)
