@@ -7,7 +7,6 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from pathlib import Path  # noqa: E402
-
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
