@@ -38,53 +38,10 @@ TINY: dict[str, tuple[dict[str, Any], str]] = {
 
 # Words the tiny CLIP BPE vocabulary knows whole (everything else splits into bytes, which is
 # useful: tests see multi-token words).
-TINY_WORDS = tuple(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "on",
-        "in",
-        "with",
-        "and",
-        "is",
-        "are",
-        "at",
-        "to",
-        "photo",
-        "picture",
-        "image",
-        "red",
-        "blue",
-        "green",
-        "white",
-        "black",
-        "small",
-        "big",
-        "cat",
-        "dog",
-        "car",
-        "bus",
-        "apple",
-        "banana",
-        "table",
-        "chair",
-        "man",
-        "woman",
-        "person",
-        "bench",
-        "tree",
-        "street",
-        "room",
-        "plate",
-        "cup",
-        "sitting",
-        "standing",
-        "next",
-        "front",
-        "top",
-    ]
+TINY_WORDS = (
+    "a an the of on in with and is are at to photo picture image red blue green white black small big "
+    "cat dog car bus apple banana table chair man woman person bench tree street room plate cup sitting "
+    "standing next front top"
 )
 
 
@@ -139,14 +96,14 @@ def _byte_symbols() -> dict[int, str]:
     return dict(zip(keep, [chr(c) for c in codes], strict=True))
 
 
-def write_clip_bpe(out: Path, words: Iterable[str] = TINY_WORDS) -> tuple[Path, Path]:
-    """A small CLIP BPE vocabulary (every byte, plus whole `words`) as vocab.json + merges.txt.
-    Special tokens come last, as in OpenAI's vocabulary."""
+def write_clip_bpe(out: Path, words: str = TINY_WORDS) -> tuple[Path, Path]:
+    """A small CLIP BPE vocabulary as vocab.json + merges.txt: every byte, plus each of the
+    space-separated `words` whole. Special tokens come last, as in OpenAI's vocabulary."""
     out.mkdir(parents=True, exist_ok=True)
     base = list(_byte_symbols().values())
     vocab = base + [c + "</w>" for c in base]
     merges: list[str] = []
-    for word in dict.fromkeys(words):
+    for word in dict.fromkeys(words.split()):
         symbols = list(word[:-1]) + [word[-1] + "</w>"]
         while len(symbols) > 1:
             merged = symbols[0] + symbols[1]
