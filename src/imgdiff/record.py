@@ -66,6 +66,9 @@ class Record:
     images: dict[str, str] = field(default_factory=dict)
     aux: dict[str, str] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    # How the pixels were made, when imgdiff made them: `generate` writes its model, seed and every
+    # generation setting here, so a pair can be regenerated or audited from its record alone.
+    generation: dict[str, Any] = field(default_factory=dict)
     regions: list[Region] = field(default_factory=list)
     truth: list[TruthBox] = field(default_factory=list)
     status: Literal["kept", "rejected"] = "kept"
@@ -87,7 +90,7 @@ class Record:
         kid_id = f"{self.id}-{k}"
         kid = dataclasses.replace(self, id=kid_id, seed=derive_seed(self.seed, kid_id), artifacts={})
         kid.child_index = [*self.child_index, k]
-        for name in ("images", "aux", "scores"):
+        for name in ("images", "aux", "scores", "generation"):
             setattr(kid, name, dict(getattr(self, name)))
         kid.regions, kid.truth = copy.deepcopy(self.regions), copy.deepcopy(self.truth)
         kid.edit = copy.deepcopy(self.edit)

@@ -23,6 +23,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     DECISIONS: ClassVar[frozenset[str]] = frozenset()
+    # Settings that change how fast, not what: batch shapes such as `pairs_per_call`. They stay out
+    # of fingerprints, so changing one never redoes finished work (model outputs agree within float
+    # tolerance across batch compositions; DESIGN.md "Determinism").
+    RUNTIME: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def decision_fields(cls) -> set[str]:
@@ -40,8 +44,8 @@ class Settings(BaseModel):
         return out
 
     def score_defining(self) -> dict[str, Any]:
-        """The settings that define outputs and scores (everything but decisions)."""
-        return self.model_dump(mode="json", exclude=self.decision_fields())
+        """The settings that define outputs and scores (everything but decisions and runtime knobs)."""
+        return self.model_dump(mode="json", exclude=self.decision_fields() | set(self.RUNTIME))
 
 
 def model_ref(role: str, required: bool = True) -> Any:
