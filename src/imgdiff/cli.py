@@ -74,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     recipes = sub.add_parser("recipes", help="the built-in recipes")
     recipes.add_argument("action", choices=["list", "show"])
     recipes.add_argument("name", nargs="?")
+
+    models = sub.add_parser("models", help="model checkpoints: tiny test ones, what a recipe needs, fetch")
+    actions = models.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tiny = actions.add_parser("make-tiny", help="tiny random-weight checkpoints and a recipe using them")
+    tiny.add_argument("dir")
+    tiny.add_argument("--only", help="comma-separated model names, e.g. clip,blip (default: all)")
+    listing = actions.add_parser("list", help="the models a recipe names and whether they are here")
+    listing.add_argument("recipe", help="a recipe file or a built-in recipe name")
+    listing.add_argument("--json", action="store_true")
+    fetch = actions.add_parser("fetch", help="download a recipe's models into DIR (online)")
+    fetch.add_argument("recipe", help="a recipe file or a built-in recipe name")
+    fetch.add_argument("--to", required=True, metavar="DIR", help="folder for the models and DIR/recipe.yaml")
     return parser
 
 
@@ -105,6 +117,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "recipes":
         return _recipes(args)
+    if args.command == "models":
+        return _models(args)
     if args.command == "status":
         from imgdiff.survey import status
 
@@ -189,6 +203,60 @@ def _recipes(args: argparse.Namespace) -> int:
     if args.name not in found:
         raise UsageError(f"no built-in recipe '{args.name}'{did_you_mean(str(args.name), found)}")
     print(found[args.name], end="")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    if args.action == "make-tiny":
+        return _make_tiny(Path(args.dir), args.only)
+    from dataclasses import asdict
+
+    from imgdiff.models.fetch import fetch_models, list_models, rows_table
+
+    if args.action == "list":
+        rows = list_models(args.recipe)
+        print(json.dumps([asdict(r) for r in rows]) if args.json else rows_table(rows))
+        return 0
+    recipe, _ = fetch_models(args.recipe, Path(args.to), say=print)
+    print(f"wrote {recipe}: it runs offline, e.g. imgdiff run {recipe} --out RUN")
+    return 0
+
+
+def _make_tiny(out: Path, only: str | None) -> int:
+    import yaml
+
+    from imgdiff.errors import did_you_mean
+    from imgdiff.models import missing_package
+    from imgdiff.models.tiny import TINY, build_tiny, tiny_recipe
+
+    names = list(dict.fromkeys(n.strip() for n in only.split(",") if n.strip())) if only else list(TINY)
+    for name in names:
+        if name not in TINY:
+            raise UsageError(f"make-tiny --only: unknown model '{name}'{did_you_mean(name, TINY)}")
+    if not names:
+        raise UsageError(f"make-tiny --only: no model named (valid: {', '.join(TINY)})")
+    entries = {}
+    for name in names:
+        print(f"{name}: building ...", end=" ", flush=True)
+        try:
+            entries[name] = build_tiny(name, out)
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").startswith("imgdiff"):
+                raise
+            print(flush=True)
+            raise missing_package(name, exc) from None
+        print(entries[name]["path"], flush=True)
+    recipe = tiny_recipe(entries)
+    (out / "models.yaml").write_text(yaml.safe_dump({"models": entries}, sort_keys=False))
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    line = (
+        f"wrote {out / 'recipe.yaml'} and {out / 'models.yaml'}; to see the models load and run (random "
+        f"weights: the outputs are noise): imgdiff run {out / 'recipe.yaml'} --out RUN --limit 8"
+    )
+    source = (recipe.get("source") or {}).get("path")
+    if source and not Path(source).exists():
+        line += f" --set source.path=FILE ({source} is not here)"
+    print(line)
     return 0
 
 

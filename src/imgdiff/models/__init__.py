@@ -3,7 +3,7 @@
 An entry is a small picklable description; `ModelPool.get(name)` loads it on first use and hands
 the same instance to every stage of the worker that names it. Loaders are registered per
 (role, backend) in `LOADERS`, as "module:function" strings so that importing imgdiff never imports
-torch; `roles.py` says what each role's backend object offers, `locate.py` finds the weights.
+torch; `roles.py` says what each role's backend object offers, `loading.py` finds the weights.
 
 | role | backend | module |
 |---|---|---|
@@ -97,15 +97,18 @@ def loader_for(entry: ModelEntry, name: str) -> Loader:
         )
     if isinstance(loader, str):
         module, _, function = loader.partition(":")
-        try:
-            loader = getattr(importlib.import_module(module), function)
-        except ImportError as exc:
-            extra = "segment" if entry.backend == "ultralytics" else "models"
-            raise UsageError(
-                f"model '{name}' needs {exc.name or 'a missing package'}: "
-                f"pip install -c constraints.txt 'imgdiff[{extra}]'"
-            ) from None
+        loader = getattr(importlib.import_module(module), function)
     return loader  # type: ignore[return-value]
+
+
+def missing_package(name: str, exc: ModuleNotFoundError) -> UsageError:
+    """The one-line install hint for a model whose backend package is not installed."""
+    package = (exc.name or "a package").partition(".")[0]
+    extra = "segment" if package == "ultralytics" else "models"
+    return UsageError(
+        f"model '{name}' needs {package}, which is not installed: "
+        f"pip install -c constraints.txt 'imgdiff[{extra}]'"
+    )
 
 
 class ModelPool:
@@ -119,6 +122,15 @@ class ModelPool:
     def get(self, name: str) -> Any:
         if name not in self._loaded:
             entry = self.entries[name]
-            self._loaded[name] = loader_for(entry, name)(name, entry)
+            try:
+                self._loaded[name] = loader_for(entry, name)(name, entry)
+            except ModuleNotFoundError as exc:  # loaders import their backend lazily, inside `load` too
+                if (exc.name or "").partition(".")[0] == "imgdiff":
+                    raise  # our own module missing is a bug, not a missing extra
+                raise missing_package(name, exc) from None
+            except UsageError as exc:  # e.g. a device error from `device_of`, which knows no names
+                if str(exc).startswith(f"model '{name}'"):
+                    raise
+                raise UsageError(f"model '{name}': {exc}") from None
             self.loads[name] = self.loads.get(name, 0) + 1
         return self._loaded[name]

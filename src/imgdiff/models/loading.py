@@ -17,7 +17,7 @@ from imgdiff.errors import UsageError
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
 
-FETCH_HINT = "fetch it where you are online with `imgdiff models fetch RECIPE --to DIR` and set its path"
+FETCH_HINT = "where you are online, run `imgdiff models fetch RECIPE --to DIR`, then run DIR/recipe.yaml"
 
 
 class ModelNotFound(UsageError):
@@ -34,36 +34,62 @@ def hub_cache() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-def locate(name: str, entry: ModelEntry, allow_download: bool = True) -> Path:
-    """The local file or folder holding the entry's weights (downloading a hub id when allowed)."""
-    if entry.path is not None:
-        path = Path(entry.path).expanduser()
-        if not path.exists():
-            raise ModelNotFound(f"model '{name}': path {path} not found; {FETCH_HINT}")
-        return path
+def first_line(exc: BaseException) -> str:
+    """An exception as one line (hub errors span several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def cached_snapshot(entry: ModelEntry) -> Path | None:
+    """The complete local snapshot of the entry's hub id in the Hugging Face cache, or None."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     assert entry.id is not None
     try:
         return Path(snapshot_download(entry.id, revision=entry.revision, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    except Exception as exc:  # a malformed id and the like
-        raise ModelNotFound(f"model '{name}': hub id {entry.id!r}: {exc}") from None
+    except LocalEntryNotFoundError:  # absent, or partly there (IncompleteSnapshotError)
+        return None
+
+
+def locate(name: str, entry: ModelEntry, allow_download: bool = True) -> Path:
+    """The local file or folder holding the entry's weights (downloading a hub id when allowed)."""
+    if entry.path is not None:
+        path = Path(entry.path).expanduser()
+        if not path.exists():
+            raise ModelNotFound(f"model '{name}': path {path.absolute()} not found; {_path_hint(entry)}")
+        return path
+    assert entry.id is not None
+    try:
+        cached = cached_snapshot(entry)
+    except ModuleNotFoundError:
+        raise  # the missing extra: ModelPool turns it into the install hint
+    except Exception as exc:  # a malformed id, an incomplete snapshot and the like
+        raise ModelNotFound(f"model '{name}': hub id {entry.id!r}: {first_line(exc)}") from None
+    if cached is not None:
+        return cached
     if hub_offline() or not allow_download:
         why = "HF_HUB_OFFLINE is set" if hub_offline() else "downloads are off"
         raise ModelNotFound(
-            f"model '{name}': {entry.id} is not in the Hugging Face cache {hub_cache()} and {why}; "
+            f"model '{name}': hub id {entry.id} is not in the Hugging Face cache {hub_cache()} and {why}; "
             f"{FETCH_HINT}"
         )
+    from huggingface_hub import snapshot_download
+
     try:
         return Path(snapshot_download(entry.id, revision=entry.revision))
     except Exception as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelNotFound(
-            f"model '{name}': could not download {entry.id} ({detail}); {FETCH_HINT}"
+            f"model '{name}': could not download hub id {entry.id} ({first_line(exc)}); {FETCH_HINT}"
         ) from None
+
+
+def _path_hint(entry: ModelEntry) -> str:
+    from imgdiff.models.fetch import release_asset
+
+    if release_asset(entry) is not None:
+        return FETCH_HINT
+    return "fix the path, or name the model by its hub id (`id:`) to have it downloaded"
 
 
 def device_of(entry: ModelEntry) -> str:
@@ -71,8 +97,14 @@ def device_of(entry: ModelEntry) -> str:
     import torch
 
     if entry.device != "auto":
-        if entry.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError(f"device {entry.device}: no CUDA GPU is visible to torch")
+        if entry.device.startswith("cuda"):
+            kind, _, number = entry.device.partition(":")
+            if kind != "cuda" or not (number.isdigit() or number == ""):
+                raise UsageError(f"device {entry.device}: expected auto, cpu, cuda or cuda:N")
+            visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if int(number or 0) >= visible:
+                seen = f"only {visible} CUDA GPU(s) are" if visible else "no CUDA GPU is"
+                raise UsageError(f"device {entry.device}: {seen} visible to torch; use device auto or cpu")
         return entry.device
     return "cuda" if torch.cuda.is_available() else "cpu"
 

@@ -82,3 +82,28 @@ class VisionTextGenerator(Protocol):
     """A vision-language model (LLaVA-NeXT in the paper)."""
 
     def generate(self, prompts: list[VisionPrompt], sampling: Generation) -> list[str]: ...
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of each row of `a` with the same row of `b`: (n, d), (n, d) -> (n,) float32.
+
+    For pairs (two crops of one box, a crop and its caption); a zero row gives 0, not NaN."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"cosine_rows needs two (n, d) arrays of one shape, got {a.shape} and {b.shape}")
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    dots = np.einsum("nd,nd->n", a, b)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0).astype(np.float32)
+
+
+def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine of every row of `a` with every row of `b`: (n, d), (m, d) -> (n, m) float32."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"cosine_matrix needs (n, d) and (m, d) arrays, got {a.shape} and {b.shape}")
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+    return (unit(a) @ unit(b).T).astype(np.float32)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from imgdiff.sources.base import Source
+from imgdiff.sources.captions import CaptionsSource
 from imgdiff.sources.copy_paste import CopyPasteSource
 from imgdiff.sources.pairs import PairsSource
 from imgdiff.sources.synthetic import SyntheticSource
 
 SOURCES: dict[str, type[Source]] = {
+    "captions": CaptionsSource,
     "pairs": PairsSource,
     "copy_paste": CopyPasteSource,
     "synthetic": SyntheticSource,

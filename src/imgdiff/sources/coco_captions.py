@@ -11,139 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORDS = {
-    "person": "person man woman boy girl child kid guy lady gentleman baby toddler player skier surfer "
-    "skateboarder snowboarder rider batter catcher pitcher umpire tennis player adult teenager cyclist "
-    "| people persons men women boys girls children kids guys ladies babies toddlers players skiers "
-    "surfers skateboarders snowboarders riders adults teenagers cyclists",
-    "bicycle": "bicycle bike | bicycles bikes",
-    "car": "car sedan taxi cab suv | cars sedans taxis cabs",
-    "motorcycle": "motorcycle motorbike scooter moped | motorcycles motorbikes scooters mopeds",
-    "airplane": "airplane plane jet aircraft airliner jetliner aeroplane | airplanes planes jets airliners "
-    "jetliners aeroplanes",
-    "bus": "bus | buses busses",
-    "train": "train locomotive | trains locomotives",
-    "truck": "truck lorry pickup truck | trucks lorries",
-    "boat": "boat ship sailboat canoe kayak yacht ferry | boats ships sailboats canoes kayaks yachts ferries",
-    "traffic light": "traffic light stoplight stop light traffic signal | traffic lights stoplights "
-    "stop lights traffic signals",
-    "fire hydrant": "fire hydrant hydrant | fire hydrants hydrants",
-    "stop sign": "stop sign | stop signs",
-    "parking meter": "parking meter meter | parking meters meters",
-    "bench": "bench | benches",
-    "bird": "bird seagull gull pigeon duck parrot goose | birds seagulls gulls pigeons ducks parrots geese",
-    "cat": "cat kitten kitty | cats kittens kitties",
-    "dog": "dog puppy pup doggy | dogs puppies pups",
-    "horse": "horse pony | horses ponies",
-    "sheep": "sheep lamb | sheep lambs",
-    "cow": "cow bull calf ox | cows cattle bulls calves oxen",
-    "elephant": "elephant | elephants",
-    "bear": "bear | bears",
-    "zebra": "zebra | zebras",
-    "giraffe": "giraffe | giraffes",
-    "backpack": "backpack rucksack | backpacks rucksacks",
-    "umbrella": "umbrella parasol | umbrellas parasols",
-    "handbag": "handbag purse bag | handbags purses bags",
-    "tie": "tie necktie | ties neckties",
-    "suitcase": "suitcase luggage | suitcases",
-    "frisbee": "frisbee | frisbees",
-    "skis": "pair of skis | skis",
-    "snowboard": "snowboard | snowboards",
-    "sports ball": "ball soccer ball tennis ball football basketball volleyball | balls",
-    "kite": "kite | kites",
-    "baseball bat": "baseball bat bat | baseball bats bats",
-    "baseball glove": "baseball glove glove mitt | baseball gloves gloves mitts",
-    "skateboard": "skateboard | skateboards",
-    "surfboard": "surfboard surf board | surfboards surf boards",
-    "tennis racket": "tennis racket racket racquet | tennis rackets rackets racquets",
-    "bottle": "bottle | bottles",
-    "wine glass": "wine glass glass | wine glasses glasses",
-    "cup": "cup mug | cups mugs",
-    "fork": "fork | forks",
-    "knife": "knife | knives",
-    "spoon": "spoon | spoons",
-    "bowl": "bowl | bowls",
-    "banana": "banana | bananas",
-    "apple": "apple | apples",
-    "sandwich": "sandwich burger hamburger | sandwiches burgers hamburgers",
-    "orange": "orange | oranges",
-    "broccoli": "broccoli | broccoli",
-    "carrot": "carrot | carrots",
-    "hot dog": "hot dog hotdog | hot dogs hotdogs",
-    "pizza": "pizza | pizzas",
-    "donut": "donut doughnut | donuts doughnuts",
-    "cake": "cake cupcake | cakes cupcakes",
-    "chair": "chair stool | chairs stools",
-    "couch": "couch sofa | couches sofas",
-    "potted plant": "potted plant plant houseplant | potted plants plants houseplants",
-    "bed": "bed | beds",
-    "dining table": "table dining table desk | tables dining tables desks",
-    "toilet": "toilet | toilets",
-    "tv": "television tv | televisions tvs",
-    "laptop": "laptop computer notebook | laptops computers notebooks",
-    "mouse": "mouse | mice",
-    "remote": "remote remote control controller | remotes remote controls controllers",
-    "keyboard": "keyboard | keyboards",
-    "cell phone": "cell phone phone cellphone smartphone mobile phone | cell phones phones cellphones "
-    "smartphones",
-    "microwave": "microwave microwave oven | microwaves microwave ovens",
-    "oven": "oven stove stove top stovetop | ovens stoves stovetops",
-    "toaster": "toaster toaster oven | toasters toaster ovens",
-    "sink": "sink | sinks",
-    "refrigerator": "refrigerator fridge | refrigerators fridges",
-    "book": "book | books",
-    "clock": "clock | clocks",
-    "vase": "vase | vases",
-    "scissors": "pair of scissors | scissors",
-    "teddy bear": "teddy bear teddy | teddy bears teddies",
-    "hair drier": "hair drier hair dryer blow dryer | hair driers hair dryers",
-    "toothbrush": "toothbrush | toothbrushes",
-}
-
-# Two-word entries above that are one phrase; everything else is split on spaces.
-_PHRASES = {
-    "tennis player", "pickup truck", "traffic light", "stop light", "traffic signal", "traffic lights",
-    "stop lights", "traffic signals", "fire hydrant", "fire hydrants", "stop sign", "stop signs",
-    "parking meter", "parking meters", "pair of skis", "soccer ball", "tennis ball", "baseball bat",
-    "baseball bats", "baseball glove", "baseball gloves", "surf board", "surf boards", "tennis racket",
-    "tennis rackets", "wine glass", "wine glasses", "hot dog", "hot dogs", "potted plant", "potted plants",
-    "dining table", "dining tables", "remote control", "remote controls", "cell phone", "cell phones",
-    "mobile phone", "pair of scissors", "teddy bear", "teddy bears", "hair drier", "hair dryer",
-    "blow dryer", "hair driers", "hair dryers", "microwave oven", "microwave ovens", "toaster oven",
-    "toaster ovens", "stove top",
-}  # fmt: skip
-
-
-def _split(text: str) -> list[str]:
-    """Words of a `_WORDS` half, keeping the known phrases together."""
-    words, out = text.split(), []
-    i = 0
-    while i < len(words):
-        three, two = " ".join(words[i : i + 3]), " ".join(words[i : i + 2])
-        size = 3 if three in _PHRASES else 2 if two in _PHRASES else 1
-        out.append(" ".join(words[i : i + size]))
-        i += size
-    return out
-
-
-def _nouns() -> dict[str, tuple[list[str], list[str]]]:
-    out = {}
-    for name, text in _WORDS.items():
-        singular, plural = text.split("|")
-        out[name] = (_split(singular), _split(plural))
-    return out
-
-
-NOUNS: dict[str, tuple[list[str], list[str]]] = _nouns()  # category -> (singular forms, plural forms)
-
-
-def noun(category: str, plural: bool = False) -> str:
-    """The word we write for a category (its COCO name when it is not a COCO category)."""
-    forms = NOUNS.get(category)
-    if forms is None:
-        return category
-    return forms[1 if plural else 0][0]
-
+from imgdiff.stages.edit.vocabulary import DETERMINERS, HEADS, MANY, NOUNS, NUMBERS, article, noun
 
 # -- captions -----------------------------------------------------------------------------------------
 # A caption names an object when it holds one of its category's words. A replacement swaps the word
@@ -151,19 +19,7 @@ def noun(category: str, plural: bool = False) -> str:
 # removal drops the noun phrase where the sentence survives it ("A man riding a horse on a beach" ->
 # "A man on a beach"). Where neither works, the caller builds captions from the labels instead.
 
-_NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
-_MANY = {"many", "several", "some", "few", "multiple", "numerous", "various", "lots", "bunch", "group"}
-_DETERMINERS = {"a", "an", "the", "one", "this", "that", "his", "her", "their", "its", "my", "another"}
-_NOT_ADJECTIVE = _DETERMINERS | {"and", "or", "with", "of", "on", "in", "at", "to", "by", "is", "are", "near"}
-# Nouns that make the category word before them a modifier: "bus stop", "clay court".
-_HEADS = {
-    "stop", "stops", "station", "stations", "track", "tracks", "court", "courts", "field", "fields",
-    "slope", "slopes", "park", "lot", "window", "windows", "seat", "seats", "box", "boxes", "slice",
-    "slices", "pen", "enclosure", "exhibit", "food", "stand", "rack", "lane", "crossing", "game", "team",
-    "shop", "store", "driver", "drivers", "helmet", "helmets", "ramp", "door", "doors", "wing", "wings",
-    "trunk", "paper", "juice", "pie", "peel", "sauce", "ride", "rides", "race", "trail", "path", "sign",
-    "signs", "poster", "display", "tower", "cart"
-}  # fmt: skip
+_NOT_ADJECTIVE = DETERMINERS | {"and", "or", "with", "of", "on", "in", "at", "to", "by", "is", "are", "near"}
 # Words after which "<word> <noun phrase>" can go without breaking the sentence.
 _DROPPABLE_AFTER = (
     "with", "next to", "near", "beside", "behind", "by", "holding", "carrying", "riding", "on", "under",
@@ -198,12 +54,12 @@ def mentions(caption: str, category: str) -> list[Mention]:
         found, plural = _LOOKUP[match.group(0).lower()]
         after = re.match(r"\s+([A-Za-z]+)", caption[match.end() :])
         following = after.group(1).lower() if after else ""
-        if found != category or following in _HEADS or _LOOKUP.get(following, (category,))[0] != category:
+        if found != category or following in HEADS or _LOOKUP.get(following, (category,))[0] != category:
             continue  # another object, or a modifier: "bus stop", "pizza box", "kite surfer"
         if plural is None:  # "sheep": the word before tells
             before = caption[: match.start()].split()
             last = before[-1].lower() if before else ""
-            plural = last in _MANY or (last in _NUMBERS and _NUMBERS.index(last) > 1)
+            plural = last in MANY or (last in NUMBERS and NUMBERS.index(last) > 1)
         if out and not caption[out[-1].end : match.start()].strip():  # "laptop computer" is one
             out[-1] = Mention(out[-1].start, match.end(), plural)
         else:
@@ -223,8 +79,8 @@ def replace_in_caption(caption: str, old: str, new: str, count_old: int) -> str 
         if start < mention.start:  # keep the determiner, drop the old object's adjectives ("a red")
             determiner = caption[start:].split(maxsplit=1)[0]
             if determiner.lower() in ("a", "an"):
-                article = _article(word)
-                determiner = article.capitalize() if determiner[0].isupper() else article
+                a_or_an = article(word)
+                determiner = a_or_an.capitalize() if determiner[0].isupper() else a_or_an
             word = f"{determiner} {word}"
         elif caption[mention.start].isupper():
             word = word[0].upper() + word[1:]
@@ -265,9 +121,9 @@ def label_caption(counts: dict[str, int]) -> str:
     for category, count in counts.items():
         if count == 1:
             word = noun(category)
-            parts.append(f"{_article(word)} {word}")
+            parts.append(f"{article(word)} {word}")
         elif count > 1 or count == -1:
-            number = _NUMBERS[count] if 1 < count <= 10 else "many"
+            number = NUMBERS[count] if 1 < count <= 10 else "many"
             parts.append(f"{number} {noun(category, plural=True)}")
     if not parts:
         return "a photo"
@@ -280,13 +136,9 @@ def _close_list(head: str) -> str:
     so a clause before a comma stays: 'On a sunny day, a man')."""
     last = head.rfind(",")
     item = head[last + 1 :].split()
-    if last < 0 or not 1 <= len(item) <= 3 or item[0].lower() not in _DETERMINERS | set(_NUMBERS):
+    if last < 0 or not 1 <= len(item) <= 3 or item[0].lower() not in DETERMINERS | set(NUMBERS):
         return head
     return head[:last] + " and" + head[last + 1 :]
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _phrase_start(caption: str, noun_start: int) -> int:
@@ -297,7 +149,7 @@ def _phrase_start(caption: str, noun_start: int) -> int:
         text = word.group(0).lower()
         if caption[word.end() : end].strip():  # punctuation between: another phrase
             break
-        if text in _DETERMINERS or text in _NUMBERS:
+        if text in DETERMINERS or text in NUMBERS:
             return word.start()
         if text in _NOT_ADJECTIVE or back >= 2:
             break

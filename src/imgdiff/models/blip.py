@@ -1,0 +1,165 @@
+"""BLIP matcher (transformers `BlipForImageTextRetrieval`): does this crop show this text?
+
+`regions` asks whether a candidate crop shows the changed object, `describe` whether a region
+caption matches its crop (METHOD.md 3.4, 4.3). The paper uses the contrastive cosine, the
+Data-Juicer recipe the ITM match probability; one call gives both. `Salesforce/blip-itm-*`
+checkpoints hold exactly these retrieval weights (TESTING.md).
+
+The model's own forward runs the vision tower once per head and returns an n x n cosine matrix;
+we need pairs, so `match` runs the tower once and both heads from its output, with the same
+submodules and the same steps as that forward.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.tiny import TINY_WORDS
+
+
+class BlipMatcher:
+    """The `Matcher` role (roles.py) on a loaded BlipForImageTextRetrieval and BlipProcessor."""
+
+    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 64) -> None:
+        self.model = model
+        self.image_processor = processor.image_processor
+        self.tokenizer = processor.tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.window = int(model.config.text_config.max_position_embeddings)
+
+    def match(self, images: list[np.ndarray], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """For pairs (images[i], texts[i]): (ITM match probability, contrastive cosine), float32 (n,)."""
+        import torch
+
+        if len(images) != len(texts):
+            raise ValueError(f"match needs one text per image, got {len(images)} images, {len(texts)} texts")
+        probabilities, cosines = [np.zeros(0, np.float32)], [np.zeros(0, np.float32)]
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                end = start + self.batch_size
+                probability, cosine = self._match_chunk(images[start:end], texts[start:end])
+                probabilities.append(probability)
+                cosines.append(cosine)
+        return np.concatenate(probabilities), np.concatenate(cosines)
+
+    def _match_chunk(self, images: list[np.ndarray], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+        from torch.nn.functional import normalize
+
+        model = self.model
+        chunk = [np.ascontiguousarray(image) for image in images]
+        # channels_last: a 3-pixel-high crop must not be read as channels-first
+        pixels = self.image_processor(chunk, return_tensors="pt", input_data_format="channels_last")
+        tokens = self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.window,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        ).to(self.device)
+        # 1. the vision tower, once for both heads
+        image_embeds = model.vision_model(
+            pixel_values=pixels["pixel_values"].to(self.device, self.dtype)
+        ).last_hidden_state
+        # 2. ITM head: the text encoder cross-attends to the image; logit 1 means "matches"
+        fused = model.text_encoder(
+            input_ids=tokens["input_ids"],
+            attention_mask=tokens["attention_mask"],
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=torch.ones(image_embeds.shape[:2], dtype=torch.long, device=self.device),
+        ).last_hidden_state
+        probability = model.itm_head(fused[:, 0, :]).float().softmax(dim=-1)[:, 1]
+        # 3. contrastive head: projected [CLS] features of image and text alone, cosine per pair
+        text_embeds = model.text_encoder(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).last_hidden_state
+        image_feature = normalize(model.vision_proj(image_embeds[:, 0, :]).float(), dim=-1)
+        text_feature = normalize(model.text_proj(text_embeds[:, 0, :]).float(), dim=-1)
+        cosine = (image_feature * text_feature).sum(dim=-1)
+        return probability.cpu().numpy(), cosine.cpu().numpy()
+
+
+def load(name: str, entry: Any) -> BlipMatcher:
+    """The matcher for a models: entry (a local folder, or a hub id found by `locate`)."""
+    from transformers import BlipForImageTextRetrieval, BlipProcessor
+
+    path = locate(name, entry)
+    device = device_of(entry)
+    dtype = dtype_of(entry, device)
+    # Loaded as saved, then moved: the dtype keyword's name differs between transformers 4 and 5.
+    model = BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True)
+    model = model.to(device=device, dtype=dtype).eval()
+    processor = BlipProcessor.from_pretrained(path, local_files_only=True)
+    return BlipMatcher(model, processor, device, dtype)
+
+
+def write_wordpiece_vocab(out: Path) -> Path:
+    """A small BERT WordPiece vocab.txt: special tokens, the tiny words whole, then single
+    characters (word-initial and `##` continuations) so that any lower-case text tokenizes."""
+    characters = "abcdefghijklmnopqrstuvwxyz0123456789"
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS.split()]
+    tokens += [*characters, *(f"##{c}" for c in characters), *".,;:!?'\"-()"]
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = out / "vocab.txt"
+    vocab.write_text("\n".join(dict.fromkeys(tokens)) + "\n")
+    return vocab
+
+
+def make_tiny(out: Path) -> Path:
+    """A random-weight BLIP retrieval model (32 px images, 64-token window, tiny WordPiece
+    vocabulary) saved like a hub checkpoint: model and processor in `out`."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForImageTextRetrieval,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    window = 64
+    with tempfile.TemporaryDirectory() as work:
+        tokenizer = BertTokenizer(str(write_wordpiece_vocab(Path(work))), model_max_length=window)
+    # BLIP's hub tokenizers carry these two extra tokens
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    config = BlipConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "encoder_hidden_size": 32,  # the vision width: the text encoder cross-attends to it
+            "max_position_embeddings": window,
+            "bos_token_id": tokenizer.bos_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+        image_text_hidden_size=16,
+    )
+    with torch.random.fork_rng(devices=[]):  # deterministic weights, caller's random state untouched
+        torch.manual_seed(0)
+        model = BlipForImageTextRetrieval(config).eval()
+    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    return out

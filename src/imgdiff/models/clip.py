@@ -1,0 +1,141 @@
+"""CLIP embedder (transformers `CLIPModel`): crops, whole images and captions into one space.
+
+The pair filter compares whole images, `regions` compares the two crops of a box, `describe`
+compares the two region captions (METHOD.md 3.1, 3.5, 4.2). Images go through the checkpoint's own
+processor (resize the short side, centre crop), texts through its tokenizer, truncated to the
+position window: the reference crashes on captions over 77 tokens (METHOD.md 7). Inputs are chunked
+(`batch_size`), so thousands of crops in one call cost memory for one chunk only.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgdiff.models.loading import device_of, dtype_of, locate
+
+
+class ClipEmbedder:
+    """The `Embedder` role (roles.py) on a loaded CLIPModel and CLIPProcessor."""
+
+    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 64) -> None:
+        self.model = model
+        self.image_processor = processor.image_processor
+        self.tokenizer = processor.tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        # The window comes from the position table: tokenizers often say 1e30 (TESTING.md).
+        self.window = int(model.config.text_config.max_position_embeddings)
+        self.max_text_tokens = self.window - 2  # start and end tokens take two places
+        self.dim = int(model.config.projection_dim)
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        """L2-normalised float32 (n, dim), one row per RGB uint8 image of any size."""
+        import torch
+
+        rows = [np.zeros((0, self.dim), np.float32)]
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                chunk = [np.ascontiguousarray(image) for image in images[start : start + self.batch_size]]
+                # channels_last: a 3-pixel-high crop must not be read as channels-first
+                pixels = self.image_processor(chunk, return_tensors="pt", input_data_format="channels_last")
+                pixel_values = pixels["pixel_values"].to(self.device, self.dtype)
+                rows.append(_unit_rows(self.model.get_image_features(pixel_values=pixel_values)))
+        return np.concatenate(rows)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 (n, dim); texts over the window are truncated to it."""
+        import torch
+
+        rows = [np.zeros((0, self.dim), np.float32)]
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                tokens = self.tokenizer(
+                    list(texts[start : start + self.batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=self.window,
+                    return_tensors="pt",
+                ).to(self.device)
+                features = self.model.get_text_features(
+                    input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+                )
+                rows.append(_unit_rows(features))
+        return np.concatenate(rows)
+
+    def count_text_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens per text without the start/end tokens, untruncated (compare with max_text_tokens)."""
+        if not texts:
+            return []
+        # verbose=False: counting a long text is the point, not a reason to warn
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
+
+
+def _unit_rows(features: Any) -> np.ndarray:
+    """float32 numpy rows of unit length from get_*_features' result: a tensor in transformers
+    4.x, an output object holding it as `pooler_output` in 5.x."""
+    import torch
+
+    if not isinstance(features, torch.Tensor):
+        features = features.pooler_output
+    return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+
+
+def load(name: str, entry: Any) -> ClipEmbedder:
+    """The embedder for a models: entry (a local folder, or a hub id found by `locate`)."""
+    from transformers import CLIPModel, CLIPProcessor
+
+    path = locate(name, entry)
+    device = device_of(entry)
+    dtype = dtype_of(entry, device)
+    # Loaded as saved, then moved: the dtype keyword's name differs between transformers 4 and 5.
+    model = CLIPModel.from_pretrained(path, local_files_only=True).to(device=device, dtype=dtype).eval()
+    processor = CLIPProcessor.from_pretrained(path, local_files_only=True)
+    return ClipEmbedder(model, processor, device, dtype)
+
+
+def make_tiny(out: Path) -> Path:
+    """A random-weight CLIP (32 px images, 77-token window, tiny BPE vocabulary) saved like a hub
+    checkpoint: model and processor in `out`."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    from imgdiff.models.tiny import clip_tokenizer
+
+    with tempfile.TemporaryDirectory() as work:
+        tokenizer = clip_tokenizer(Path(work))
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        projection_dim=16,
+    )
+    with torch.random.fork_rng(devices=[]):  # deterministic weights, caller's random state untouched
+        torch.manual_seed(0)
+        model = CLIPModel(config).eval()
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    return out

@@ -1,0 +1,168 @@
+"""FastSAM segmenter (ultralytics, the optional extra `segment`): class-agnostic object proposals.
+
+`regions` crops every proposal of either image of a pair (METHOD.md 3.3). Settings come from the
+model entry; unset ones take the paper's FastSAM-x settings (imgsz 1024, conf 0.05, iou 0.5) and
+ultralytics' max_det 300. Masks are "retina" masks: at the input image's size, so a mask and a box
+index the same pixels.
+
+ultralytics reads numpy images as BGR (OpenCV's order) while ours are RGB, so each image is
+flipped before the call. It also reaches for the network on its own (settings sync, fonts, weights
+it does not find): it is imported only after `YOLO_OFFLINE` and `YOLO_CONFIG_DIR` are set, and it
+is only ever given an existing local `.pt`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imgdiff.errors import UsageError
+from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.roles import Segments
+
+PAPER_SETTINGS = {"imgsz": 1024, "conf": 0.05, "iou": 0.5, "max_det": 300}
+
+
+class FastSamSegmenter:
+    """The `Segmenter` role (roles.py) on a loaded ultralytics FastSAM model."""
+
+    def __init__(self, model: Any, settings: dict[str, Any], batch_size: int = 16) -> None:
+        self.model = model
+        self.settings = settings  # ultralytics predict arguments: imgsz, conf, iou, max_det, device, ...
+        self.batch_size = batch_size
+
+    def segment(self, images: list[np.ndarray]) -> list[Segments]:
+        """One `Segments` per RGB uint8 image: boxes in its pixels, masks at its size."""
+        # ultralytics pads a batch of one shape to the smallest stride multiple, a mixed batch to a
+        # square: images go in groups of one shape, so an image's proposals never depend on its
+        # batch companions.
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        out: dict[int, Segments] = {}
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
+                results = self.model.predict(bgr, **self.settings, retina_masks=True, verbose=False)
+                for i, result in zip(chunk, results, strict=True):
+                    out[i] = _segments(result, images[i].shape[:2])
+        return [out[i] for i in range(len(images))]
+
+
+def _segments(result: Any, size: tuple[int, int]) -> Segments:
+    """An ultralytics result as numpy arrays; no detections give empty arrays of the right shapes."""
+    if result.masks is None or len(result.boxes) == 0:
+        return Segments(
+            boxes=np.zeros((0, 4), np.float32),
+            masks=np.zeros((0, *size), bool),
+            scores=np.zeros(0, np.float32),
+        )
+    return Segments(
+        boxes=result.boxes.xyxy.float().cpu().numpy(),
+        masks=result.masks.data.cpu().numpy() > 0.5,
+        scores=result.boxes.conf.float().cpu().numpy(),
+    )
+
+
+def offline_ultralytics() -> None:
+    """Keep ultralytics off the network and its settings file in a cache folder, unless the user
+    chose otherwise; must run before ultralytics is first imported."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        os.environ["YOLO_CONFIG_DIR"] = str(cache / "imgdiff" / "ultralytics")
+
+
+def weights_file(name: str, path: Path) -> Path:
+    """The `.pt` file an entry names: the file itself, or the only `.pt` in a folder (a hub
+    snapshot). ultralytics would try to download any other name."""
+    if path.is_dir():
+        found = sorted(path.glob("*.pt"))
+        if len(found) != 1:
+            raise UsageError(
+                f"model '{name}': {path} holds {len(found)} .pt files; set path to the FastSAM .pt file"
+            )
+        return found[0]
+    if path.suffix != ".pt":
+        raise UsageError(f"model '{name}': {path} is not a .pt file; set path to the FastSAM .pt weights")
+    return path
+
+
+def load(name: str, entry: Any) -> FastSamSegmenter:
+    """The segmenter for a models: entry naming a FastSAM `.pt` (or a folder holding one)."""
+    import torch
+
+    path = weights_file(name, locate(name, entry))
+    offline_ultralytics()
+    from ultralytics import FastSAM
+
+    settings = {
+        key: getattr(entry, key) if getattr(entry, key) is not None else default
+        for key, default in PAPER_SETTINGS.items()
+    }
+    device = settings["device"] = device_of(entry)
+    if dtype_of(entry, device) == torch.float16:  # float32 on the CPU; bfloat16 is not offered
+        settings.update(half_precision())
+    return FastSamSegmenter(FastSAM(str(path)), settings)
+
+
+def half_precision() -> dict[str, Any]:
+    """The predict argument for fp16: `quantize=16` since ultralytics 8.4 (which warns about the
+    older `half=True`), `half=True` before."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return {"quantize": 16} if "quantize" in DEFAULT_CFG_DICT else {"half": True}
+
+
+def make_tiny(out: Path) -> Path:
+    """A random-weight FastSAM (the YOLOv8-seg architecture, one class, width x1/16) whose
+    proposals depend on the image and its colour order; returns the `.pt` file.
+
+    Default initialisation makes activations vanish through the random net, so every image would
+    get the same boxes. So each conv is rescaled to unit output std on a fixed batch (in one pass:
+    a hook rescales the weights and the output it passes on), then the class head gets a negative
+    bias: some anchors score above conf, and which ones depends on the pixels and their order."""
+    import torch
+
+    offline_ultralytics()
+    from ultralytics.nn.tasks import SegmentationModel, yaml_model_load
+
+    config = yaml_model_load("yolov8n-seg.yaml")  # bundled with ultralytics
+    config.update(nc=1, scale="t", scales={"t": [0.33, 0.0625, 256]})  # depth, width, max channels
+    with torch.random.fork_rng(devices=[]):  # deterministic weights, caller's random state untouched
+        torch.manual_seed(0)
+        net = SegmentationModel(config, nc=1, verbose=False).eval()
+        # Blocky images, like scenes (flat regions and edges): calibrated on noise, a scene of a
+        # few flat objects saturates every score at 1.0 and the proposals' order becomes ties.
+        batch = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8), size=(128, 128))
+    head = net.model[-1]
+
+    def unit_std(conv: torch.nn.Conv2d, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        if conv.bias is not None:  # biases start at zero: only the weights carry the scale
+            output = output - conv.bias.view(1, -1, 1, 1)
+            conv.bias.zero_()
+        scale = 1.0 / max(float(output.std()), 1e-8)
+        conv.weight.mul_(scale)
+        return output * scale
+
+    # The DFL conv is fixed (no gradient): it decodes box distributions and must stay as built.
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.requires_grad]
+    with torch.no_grad():
+        hooks = [conv.register_forward_hook(unit_std) for conv in convs]
+        net(batch)
+        for hook in hooks:
+            hook.remove()
+        for branch in head.cv3:  # class scores sigmoid(2 z - 3): conf 0.05 passes some anchors
+            branch[-1].weight.mul_(2.0)
+            branch[-1].bias.fill_(-3.0)
+        for branch in head.cv2:  # box distributions: sharper, so boxes differ in size
+            branch[-1].weight.mul_(5.0)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "fastsam_tiny.pt"
+    # The layout ultralytics saves and FastSAM(path) reads: the pickled model and its task.
+    torch.save({"model": net.float(), "train_args": {"task": "segment"}}, path)
+    return path

@@ -1,0 +1,227 @@
+"""The `text_generator` role on transformers: a chat LLM run in-process (Qwen2-Instruct, Vicuna, ...).
+
+The caption-edit stage asks it to rewrite captions (METHOD.md section 1). Prompts are chats; a batch
+is rendered with the tokenizer's chat template and padded on the LEFT with an attention mask, so each
+prompt's tokens equal what it would get alone (the reference pads without a mask, which corrupts
+shorter prompts). Decoding is greedy at temperature 0; otherwise each row samples from its own
+generator seeded by its record's seed (`SeededSampler`), so a record's text does not depend on which
+batch it lands in. Generation stops at EOS or `max_new_tokens`; only the new tokens are decoded.
+
+This module also holds what `vision_text.py` shares: the generate call and the tiny word-level
+tokenizer that `make-tiny` builds in code (no download).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import LogitsProcessor
+
+from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.roles import Generation
+
+if TYPE_CHECKING:
+    from imgdiff.models import ModelEntry
+
+# Words of the tiny tokenizers' vocabulary: the prompts tests and smoke runs send, so that they
+# tokenize into words rather than <unk>.
+TINY_VOCAB = (
+    "a an the of on in with and is are at to by from it this that there what which one two few some "
+    "photo picture image images region object objects caption sentence answer only replace another "
+    "describe difference differences between contents red box boxes left right black bar shown side "
+    "separated concise sentences blue green white black small big cat dog car bus apple banana table "
+    "chair man woman person bench tree street room plate cup sitting standing next front top hint "
+    "hints system user assistant"
+)
+
+# ChatML, as Qwen2-Instruct's template renders it.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def load(name: str, entry: ModelEntry) -> TransformersTextGenerator:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = locate(name, entry)
+    device = device_of(entry)
+    tokenizer = AutoTokenizer.from_pretrained(path, revision=entry.revision)
+    model = AutoModelForCausalLM.from_pretrained(path, revision=entry.revision, dtype=dtype_of(entry, device))
+    return TransformersTextGenerator(model.to(device).eval(), tokenizer)
+
+
+class TransformersTextGenerator:
+    """`roles.TextGenerator` on a transformers causal LM and its tokenizer (which must have a chat
+    template)."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = prepare_tokenizer(tokenizer)
+
+    def generate(self, prompts: list[list[dict[str, str]]], sampling: Generation) -> list[str]:
+        if not prompts:
+            return []
+        new_tokens = generate_new_tokens(self.model, self.inputs(prompts), sampling, self.tokenizer)
+        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def inputs(self, prompts: list[list[dict[str, str]]]) -> Any:
+        """The model inputs of a batch: chat-templated, left-padded, with the attention mask."""
+        texts = [
+            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+            for chat in prompts
+        ]
+        return self.tokenizer(
+            texts,
+            padding=True,
+            return_tensors="pt",
+            add_special_tokens=needs_special_tokens(self.tokenizer, texts[0]),
+        )
+
+
+def prepare_tokenizer(tokenizer: Any) -> Any:
+    """Left padding (a batch's prompts all end where generation starts) and a pad token (Llama-style
+    tokenizers have none; padded positions are masked, so which token pads does not matter)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def needs_special_tokens(tokenizer: Any, text: str) -> bool:
+    """Whether tokenizing a rendered chat must add the tokenizer's special tokens: not when the
+    template already wrote the BOS token (Llama-3 style), or it would appear twice."""
+    bos = tokenizer.bos_token
+    return not (bos and text.startswith(bos))
+
+
+def generate_new_tokens(
+    model: Any, inputs: Any, sampling: Generation, tokenizer: Any, **options: Any
+) -> torch.Tensor:
+    """Run `generate` on a left-padded batch (with its attention mask) and return only the new
+    tokens, (batch, <= max_new_tokens). Sampling follows `sampling` alone: the model's own
+    generation defaults (repetition penalty, top-k) are switched off so both backends of a role
+    do the same thing. `options` are further GenerationConfig fields (benchmarks force output
+    lengths with `min_new_tokens` and try `cache_implementation="static"`)."""
+    from transformers import GenerationConfig, LogitsProcessorList
+
+    n = inputs["input_ids"].shape[0]
+    eos = model.generation_config.eos_token_id
+    config = GenerationConfig(
+        max_new_tokens=sampling.max_new_tokens,
+        do_sample=False,  # sampling, when asked for, happens per row in SeededSampler
+        num_beams=1,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        eos_token_id=eos if eos is not None else tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **options,
+    )
+    processors = LogitsProcessorList()
+    if sampling.temperature > 0:
+        if len(sampling.seeds) != n:
+            raise ValueError(f"sampling needs one seed per prompt: {len(sampling.seeds)} seeds, {n} prompts")
+        processors.append(SeededSampler(sampling.seeds, sampling.temperature, sampling.top_p))
+    inputs = inputs.to(model.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    with torch.inference_mode():
+        out = model.generate(**inputs, generation_config=config, logits_processor=processors)
+    return out[:, inputs["input_ids"].shape[1] :]
+
+
+class SeededSampler(LogitsProcessor):
+    """Samples each row's next token from that row's own `torch.Generator` (seeded with its
+    record's seed), after temperature and top-p, and returns scores that are -inf except at the
+    chosen token, so that greedy decoding picks it. One global generator (what `do_sample` uses)
+    would make a record's text depend on its batch-mates."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float | None) -> None:
+        self.seeds = seeds
+        self.temperature = temperature
+        self.top_p = top_p
+        self.generators: list[torch.Generator] | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.generators is None:  # on the first step, where the scores' device is known
+            self.generators = [torch.Generator(scores.device).manual_seed(s) for s in self.seeds]
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p is not None and self.top_p < 1.0:
+            probs = _top_p(probs, self.top_p)
+        chosen = torch.cat(
+            [torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.generators, strict=True)]
+        )
+        out = torch.full_like(scores, float("-inf"))
+        return out.scatter_(1, chosen[:, None], 0.0)
+
+
+def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of most likely tokens whose probability reaches top_p (at least one)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the more likely tokens
+    sorted_probs[before >= top_p] = 0.0
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+# -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
+
+
+def tiny_tokenizer(specials: list[str], chat_template: str, eos: str, pad: str | None) -> Any:
+    """A byte-level BPE tokenizer (Qwen2's class, built in code): every byte is a token, and each word of
+    `TINY_VOCAB` after a space (" photo") merges into one token, so prompts made of those words
+    tokenize as words and anything else still round-trips through bytes."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import Qwen2Tokenizer
+
+    tokens, merges = sorted(ByteLevel.alphabet()), []
+    for word in dict.fromkeys(TINY_VOCAB.split()):
+        merged = "\u0120"  # the byte-level symbol of a space
+        for char in word:  # left to right, so each word has exactly one merge path
+            merges.append((merged, char))
+            merged += char
+            tokens.append(merged)
+    vocab = {token: i for i, token in enumerate(dict.fromkeys([*specials, *tokens]))}
+    tokenizer = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=list(dict.fromkeys(merges)),
+        unk_token=None,
+        eos_token=eos,
+        pad_token=pad,
+        extra_special_tokens=[s for s in specials if s not in (eos, pad)],
+        model_max_length=4096,
+    )
+    tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def make_tiny(out: Path) -> Path:
+    """A tiny random Qwen2 chat LM with a ChatML template and Qwen2's tokenizer class, saved as a
+    transformers folder."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = tiny_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        CHATML_TEMPLATE,
+        eos="<|im_end|>",
+        pad="<|endoftext|>",
+    )
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+        initializer_range=0.2,  # larger than the default 0.02: clear top-1 margins, so greedy is stable
+    )
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -1,0 +1,194 @@
+"""`generate_pairs`: several Prompt-to-Prompt pairs in one call of a stock SD / SDXL pipeline.
+
+The call, as a recipe:
+1. check every prompt (empty, over the text window) before any work, so a caller can drop the one
+   that fails (`PromptError.index`) and retry the rest;
+2. lay the prompts out as [a0, b0, a1, b1, ...] and draw each pair's initial latent on the CPU from
+   its seed alone, the same latent for a and b;
+3. build the controller once: refine alignments, index tensors, value mixes, prior weights;
+4. install the processors, run the pipeline with `latents=` and a step callback (which advances the
+   edit schedule and watches for NaN/inf), restore the processors in `finally`;
+5. turn the images to uint8 and the prior sums to per-pair maps.
+With `edit=False` step 3 and the processors are skipped: plain two-image generation from the same
+latents, the baseline Prompt-to-Prompt is measured against.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+import torch
+
+from imgdiff.p2p.prior import PriorCollector, layer_grids, prior_grid, prior_weights
+from imgdiff.p2p.processor import P2PController, installed
+from imgdiff.p2p.requests import P2PConfig, PairImages, PairRequest
+from imgdiff.p2p.tokens import (
+    PromptError,
+    PromptTokens,
+    phrase_positions,
+    refine_alignment,
+    text_token_ids,
+    tokenize_prompt,
+    window,
+)
+
+
+def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PConfig) -> list[PairImages]:
+    pipe = getattr(model_or_pipe, "pipe", model_or_pipe)
+    if not requests:
+        return []
+    tokenizer = _tokenizer(pipe)
+    prompts = [_checked_prompts(tokenizer, request, i) for i, request in enumerate(requests)]
+    unet = pipe.unet
+    device, dtype = unet.device, unet.dtype
+    latent_hw = (config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor)
+
+    controller = None
+    if config.edit:
+        controller = build_controller(pipe, requests, config, prompts)
+    watch = _StepWatch(len(requests), controller)
+    with installed(unet, controller) if controller is not None else nullcontext():
+        images = pipe(
+            prompt=[p for request in requests for p in (request.prompt_a, request.prompt_b)],
+            height=config.height,
+            width=config.width,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            latents=_initial_latents(requests, unet.config.in_channels, latent_hw).to(device, dtype),
+            # per-row generators: stochastic schedulers (SDXL-Turbo's ancestral Euler) then give a and b
+            # the same noise, drawn from the pair's seed whatever else is in the call
+            generator=[_generator(r.seed + 1) for r in requests for _ in "ab"],
+            output_type="np",
+            callback_on_step_end=watch,
+            callback_on_step_end_tensor_inputs=["latents"],
+        ).images
+
+    finite = np.isfinite(images).reshape(len(requests), -1).all(axis=1)
+    if watch.finite is not None:
+        finite &= watch.finite.cpu().numpy()
+    pixels = (np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0) * 255).round().astype(np.uint8)
+    priors: list[np.ndarray | None] = [None] * len(requests)
+    if controller is not None and controller.prior is not None:
+        priors = controller.prior.maps()
+    return [
+        PairImages(a=pixels[2 * i], b=pixels[2 * i + 1], prior=priors[i], finite=bool(finite[i]))
+        for i in range(len(requests))
+    ]
+
+
+def prompt_tokens(model_or_pipe: Any, text: str) -> int:
+    pipe = getattr(model_or_pipe, "pipe", model_or_pipe)
+    return len(text_token_ids(_tokenizer(pipe), [text])[0])
+
+
+def _tokenizer(pipe: Any) -> Any:
+    tokenizer = getattr(pipe, "tokenizer", None) or getattr(pipe, "tokenizer_2", None)
+    if tokenizer is None:
+        raise ValueError(f"{type(pipe).__name__} has no CLIP tokenizer; Prompt-to-Prompt needs SD or SDXL")
+    return tokenizer
+
+
+def _checked_prompts(tokenizer: Any, request: PairRequest, index: int) -> tuple[PromptTokens, PromptTokens]:
+    out = []
+    for side, text in (("prompt_a", request.prompt_a), ("prompt_b", request.prompt_b)):
+        if not text.strip():
+            raise PromptError(f"empty_prompt: {side} is empty", index)
+        try:
+            tokens = tokenize_prompt(tokenizer, text)
+        except PromptError as error:
+            raise PromptError(str(error), index) from None
+        if len(tokens.ids) > window(tokenizer):
+            raise PromptError(
+                f"prompt_too_long: {side} has {len(tokens.ids)} tokens, over the {window(tokenizer)}-token window",
+                index,
+            )
+        out.append(tokens)
+    return out[0], out[1]
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed % 2**64)
+
+
+def _initial_latents(requests: list[PairRequest], channels: int, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """(2 * pairs, channels, h, w) float32 on the CPU: each pair's noise from its seed, twice."""
+    noise = [torch.randn((1, channels, *latent_hw), generator=_generator(r.seed)) for r in requests]
+    return torch.cat([n.expand(2, -1, -1, -1) for n in noise])
+
+
+def build_controller(
+    pipe: Any,
+    requests: list[PairRequest],
+    config: P2PConfig,
+    prompts: list[tuple[PromptTokens, PromptTokens]] | None = None,
+) -> P2PController:
+    """The per-call controller for `requests` on `pipe` (anything with `tokenizer`, `unet` and
+    `vae_scale_factor`): alignments, index tensors and prior weights, on the UNet's device."""
+    if prompts is None:
+        prompts = [_checked_prompts(_tokenizer(pipe), request, i) for i, request in enumerate(requests)]
+    guidance = config.guidance > 1 and pipe.unet.config.time_cond_proj_dim is None  # as the pipelines decide
+    latent_hw = (config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor)
+    tokens = int(_tokenizer(pipe).model_max_length)
+    alignments = [refine_alignment(a, b, tokens) for a, b in prompts]
+    controller = P2PController(
+        [mapper for mapper, _ in alignments],
+        [alpha for _, alpha in alignments],
+        guidance=guidance,
+        steps=config.steps,
+        cross_replace=config.cross_replace,
+        self_replace=config.self_replace,
+        self_max_queries=config.self_max_queries,
+        device=pipe.unet.device,
+        dtype=pipe.unet.dtype,
+    )
+    if config.prior:
+        words = [_word_weights(r, a, b, tokens) for r, (a, b) in zip(requests, prompts, strict=True)]
+        wanted = [w is not None for w in words]
+        if any(wanted):
+            zeros = torch.zeros(tokens)
+            edited, plain = prior_weights(
+                [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
+            )
+            grid = prior_grid(layer_grids(pipe.unet, latent_hw), config.height, config.width, config.prior_res_div)
+            device = pipe.unet.device
+            controller.prior = PriorCollector(
+                grid, controller.cond_start, edited.to(device), plain.to(device), wanted
+            )
+    return controller
+
+
+def _word_weights(
+    request: PairRequest, a: PromptTokens, b: PromptTokens, tokens: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """1/count on the changed words' token positions of each prompt; None when the source words (or
+    given target words) are not in their prompt. Empty target words (a removal) give a zero column."""
+    found_a = phrase_positions(a, request.words_a)
+    found_b = phrase_positions(b, request.words_b) if request.words_b.strip() else []
+    if not found_a or found_b is None:
+        return None
+    weights = []
+    for positions in (found_a, found_b):
+        w = torch.zeros(tokens)
+        if positions:
+            w[positions] = 1.0 / len(positions)
+        weights.append(w)
+    return weights[0], weights[1]
+
+
+class _StepWatch:
+    """The pipeline's step-end callback: advances the edit schedule and records, per pair, whether the
+    latents stayed finite (on the device: no synchronisation per step)."""
+
+    def __init__(self, pairs: int, controller: P2PController | None) -> None:
+        self.pairs = pairs
+        self.controller = controller
+        self.finite: torch.Tensor | None = None
+
+    def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        ok = torch.isfinite(tensors["latents"]).reshape(self.pairs, -1).all(dim=1)
+        self.finite = ok if self.finite is None else self.finite & ok
+        if self.controller is not None:
+            self.controller.on_step_end(step, pipe.num_timesteps)
+        return tensors

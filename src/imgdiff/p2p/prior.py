@@ -1,0 +1,137 @@
+"""The attention prior: where each changed word looked, from the cross-attention at one resolution.
+
+For each pair, channel 0 is the source prompt's changed words attending over image a, channel 1 the
+target prompt's over image b, summed over heads, layers of the chosen resolution and steps, each scaled
+to [0, 1] by its maximum (DESIGN.md: `<id>_prior.npy`). The maps are the ones the images were made
+with: on edited steps the target's columns are the refined ones (aligned tokens take the source's
+attention), which is linear in the two rows' probabilities, so both channels come out of one matmul
+of the conditional rows' probabilities with a small weight matrix built once per call.
+
+Only here are probabilities made explicit: the logits of the conditional rows against the 77 text
+tokens at the prior's resolution (1024 queries per head for SDXL at 1024 px), a softmax over those
+tokens, and a product with two weight columns. Everything else stays in fused attention.
+
+The resolution is image size / `prior_res_div` (32: SDXL's 32x32 layers at 1024 px). A model without
+attention at that size (the tiny test pipelines) takes the nearest resolution it has, by area.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+
+import numpy as np
+import torch
+
+log = logging.getLogger("imgdiff")
+
+_LEVEL = re.compile(r"^(down_blocks|up_blocks)\.(\d+)\.|^mid_block\.")
+
+
+def layer_grids(unet: torch.nn.Module, latent_hw: tuple[int, int]) -> dict[str, tuple[int, int]]:
+    """Attention processor name -> the (h, w) grid of queries it sees, from the UNet's block layout
+    (level i of the down path halves the latent i times; the up path mirrors it; the middle block sits
+    at the lowest level)."""
+    levels = len(unet.config.down_block_types)
+    grids = {}
+    for name in unet.attn_processors:
+        match = _LEVEL.match(name)
+        if match is None:
+            raise ValueError(f"attention layer {name} is outside the UNet's down/mid/up blocks")
+        if match.group(1) == "down_blocks":
+            level = int(match.group(2))
+        elif match.group(1) == "up_blocks":
+            level = levels - 1 - int(match.group(2))
+        else:
+            level = levels - 1
+        h, w = latent_hw
+        for _ in range(level):
+            h, w = (h + 1) // 2, (w + 1) // 2  # a stride-2 convolution with padding 1
+        grids[name] = (h, w)
+    return grids
+
+
+def prior_grid(grids: dict[str, tuple[int, int]], height: int, width: int, res_div: int) -> tuple[int, int]:
+    """The attention grid nearest (by area, on a log scale) to image size / `res_div`."""
+    want = (height / res_div) * (width / res_div)
+    have = sorted(set(grids.values()), key=lambda hw: (abs(math.log(hw[0] * hw[1] / want)), -hw[0] * hw[1]))
+    chosen = have[0]
+    if chosen[0] * chosen[1] != round(want):
+        log.info(
+            "attention prior: no attention at %dx%d; using the nearest grid %dx%d",
+            height // res_div,
+            width // res_div,
+            *chosen,
+        )
+    return chosen
+
+
+class PriorCollector:
+    """Accumulates the changed words' maps for the pairs of one pipeline call."""
+
+    def __init__(
+        self,
+        grid: tuple[int, int],
+        cond_start: int,
+        weights_edited: torch.Tensor,
+        weights_plain: torch.Tensor,
+        wanted: list[bool],
+    ) -> None:
+        self.grid = grid
+        self.queries = grid[0] * grid[1]
+        self.cond_start = cond_start
+        # (2 * pairs, 1, tokens, 2) float32: rows a, b of each pair; columns: map a, map b
+        self.weights = {True: weights_edited, False: weights_plain}
+        self.wanted = wanted  # pairs whose words were found
+        self.pairs = len(wanted)
+        self.total = torch.zeros(self.pairs, self.queries, 2, device=weights_plain.device)
+
+    def collect(self, attn: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, edited: bool) -> None:
+        """Add one layer's maps; `query` (batch, n, inner) and `key` (batch, tokens, inner) are the
+        layer's projections for the whole batch."""
+        rows = 2 * self.pairs
+        heads = attn.heads
+        head_dim = query.shape[-1] // heads
+        q = query[self.cond_start :].view(rows, -1, heads, head_dim).transpose(1, 2)
+        k = key[self.cond_start :].view(rows, -1, heads, head_dim).permute(0, 2, 3, 1)
+        if attn.norm_q is not None or attn.norm_k is not None:
+            raise NotImplementedError("attention prior: layers with query/key norms are not supported")
+        probs = torch.softmax(torch.matmul(q, k) * attn.scale, dim=-1, dtype=torch.float32)
+        maps = torch.matmul(probs, self.weights[edited])  # (rows, heads, n, 2)
+        self.total.add_(maps.view(self.pairs, 2 * heads, self.queries, 2).sum(1))
+
+    def maps(self) -> list[np.ndarray | None]:
+        """Per pair: float16 (2, h, w), each channel scaled to [0, 1] by its maximum; None for pairs
+        whose words were not found."""
+        total = self.total.float().cpu().numpy()
+        out: list[np.ndarray | None] = []
+        for pair, wanted in enumerate(self.wanted):
+            if not wanted:
+                out.append(None)
+                continue
+            maps = total[pair].T.reshape(2, *self.grid)
+            peak = maps.reshape(2, -1).max(axis=1)
+            scale = np.where(peak > 0, peak, 1.0)[:, None, None]
+            out.append((maps / scale).astype(np.float16))
+        return out
+
+
+def prior_weights(
+    word_weights: list[tuple[torch.Tensor, torch.Tensor]], mixes: torch.Tensor, alphas: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (2 * pairs, 1, tokens, 2) weight matrices for edited and plain steps.
+
+    `word_weights[i]` = (w_a, w_b): 1/count on the changed words' positions of each prompt (zeros
+    when absent); `mixes[i]` = G diag(alpha), the refine map onto the source's columns; `alphas[i]`.
+    Source row: [w_a, G diag(alpha) w_b]; target row: [0, (1 - alpha) w_b] (plain: [w_a, 0], [0, w_b]).
+    """
+    pairs, tokens = len(word_weights), mixes.shape[-1]
+    edited = torch.zeros(2 * pairs, 1, tokens, 2)
+    plain = torch.zeros(2 * pairs, 1, tokens, 2)
+    for i, (w_a, w_b) in enumerate(word_weights):
+        edited[2 * i, 0, :, 0] = plain[2 * i, 0, :, 0] = w_a
+        edited[2 * i, 0, :, 1] = mixes[i] @ w_b
+        edited[2 * i + 1, 0, :, 1] = (1 - alphas[i]) * w_b
+        plain[2 * i + 1, 0, :, 1] = w_b
+    return edited, plain

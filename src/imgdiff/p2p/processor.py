@@ -1,0 +1,217 @@
+"""Prompt-to-Prompt as UNet attention processors, computed with fused attention (PERFORMANCE.md).
+
+Every edit Prompt-to-Prompt makes is linear in the attention probabilities, so it moves onto the
+queries, keys and values and `scaled_dot_product_attention` does the rest; no probabilities are made
+(except the prior's few columns, `prior.py`). For a pair with source row s and target row t of the
+conditional half of the batch:
+- self-attention replacement: out_t = softmax(Q_s K_s^T) V_t, i.e. the target row attends with the
+  source's queries and keys: one gather of the layer input before the projections;
+- refine (cross-attention): P'_t = P_s G diag(alpha) + P_t diag(1 - alpha), where G gathers each
+  target token's aligned source column, so
+  out_t = SDPA(Q_s, K_s, G diag(alpha) V_t) + SDPA(Q_t, K_t, diag(1 - alpha) V_t).
+  The first term runs as extra batch rows of the same SDPA call: queries and keys are gathered with an
+  index built once per call, and one batched matmul with per-row (tokens x tokens) mixes builds all
+  values (identity for untouched rows, diag(1 - alpha) for target rows, G diag(alpha) for the extra
+  rows). The extra rows are added back onto the target rows.
+Only the conditional half is edited when guidance is on (batch = [unconditional..., conditional...]);
+without guidance the whole batch is conditional. A layer or step with no edit calls the processor that
+was installed before (stock diffusers), unchanged.
+
+`P2PController` holds everything per call: the index tensors and mixes (built once, before the call,
+on the UNet's device), the step counter the pipeline callback advances, and the prior collector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from imgdiff.p2p.prior import PriorCollector
+
+
+class P2PController:
+    """The batch layout and edit schedule of one pipeline call.
+
+    `mappers[i]` / `alphas[i]` are pair i's refine alignment over the text window; rows are laid out as
+    [a0, b0, a1, b1, ...], preceded by the same for the unconditional prompts when `guidance` is on.
+    """
+
+    def __init__(
+        self,
+        mappers: list[list[int]],
+        alphas: list[list[float]],
+        *,
+        guidance: bool,
+        steps: int,
+        cross_replace: float,
+        self_replace: float,
+        self_max_queries: int,
+        device: torch.device | str,
+        dtype: torch.dtype,
+    ) -> None:
+        pairs, tokens = len(mappers), len(mappers[0])
+        self.pairs, self.tokens = pairs, tokens
+        self.cond_start = 2 * pairs if guidance else 0
+        self.batch = self.cond_start + 2 * pairs
+        self.steps = steps  # updated from the scheduler once the pipeline has set its timesteps
+        self.step = 0
+        self.cross_replace, self.self_replace = cross_replace, self_replace
+        self.self_max_queries = self_max_queries
+        self.prior: PriorCollector | None = None
+        self.trace: list[tuple[str, str]] | None = None  # tests: (layer, path taken) per call
+
+        source = [self.cond_start + 2 * i for i in range(pairs)]
+        target = [s + 1 for s in source]
+        rows = list(range(self.batch))
+        self_rows = rows.copy()
+        for s, t in zip(source, target, strict=True):
+            self_rows[t] = s
+        # mixes[i] = G diag(alpha) for pair i: column j holds alpha_j at row mapper_j.
+        self.alphas = torch.tensor(alphas, dtype=torch.float32)
+        self.mixes = torch.zeros(pairs, tokens, tokens)
+        for i, (mapper, alpha) in enumerate(zip(mappers, alphas, strict=True)):
+            self.mixes[i, mapper, range(tokens)] = torch.tensor(alpha)
+        value_mix = torch.eye(tokens).repeat(self.batch + pairs, 1, 1)
+        for i, t in enumerate(target):
+            value_mix[t] = torch.diag(1 - self.alphas[i])
+            value_mix[self.batch + i] = self.mixes[i]
+
+        def index(values: list[int]) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.long, device=device)
+
+        self.self_rows = index(self_rows)
+        self.extended_rows = index(rows + source)  # queries/keys: all rows, then each pair's source
+        self.value_rows = index(rows + target)  # values: all rows, then each pair's target
+        self.target_rows = index(target)
+        self.value_mix = value_mix.to(device=device, dtype=dtype)
+
+    # -- the schedule --------------------------------------------------------------------------------
+    def cross_edit(self) -> bool:
+        return self.step < self.cross_replace * self.steps
+
+    def self_edit(self, queries: int) -> bool:
+        return queries <= self.self_max_queries and self.step < self.self_replace * self.steps
+
+    def wants_prior(self, queries: int) -> bool:
+        return self.prior is not None and queries == self.prior.queries
+
+    def on_step_end(self, step: int, steps: int) -> None:
+        self.step, self.steps = step + 1, steps
+
+    def check_batch(self, batch: int) -> None:
+        if batch != self.batch:
+            raise ValueError(f"Prompt-to-Prompt: UNet batch {batch}, expected {self.batch}")
+
+
+class P2PAttnProcessor:
+    """One attention layer's processor; falls back to the layer's previous processor when unedited."""
+
+    def __init__(self, controller: P2PController, original: Any, name: str = "") -> None:
+        self.controller = controller
+        self.original = original
+        self.name = name
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        ctl = self.controller
+        queries = hidden_states.shape[1]
+        if encoder_hidden_states is None:
+            path = "self" if ctl.self_edit(queries) else "stock"
+        else:
+            cross, prior = ctl.cross_edit(), ctl.wants_prior(queries)
+            path = "cross" if cross or prior else "stock"
+        if ctl.trace is not None:
+            ctl.trace.append((self.name, path))
+        if path == "stock":
+            extra = {} if temb is None else {"temb": temb}
+            return self.original(
+                attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, **extra
+            )
+        _check_supported(attn, hidden_states, attention_mask)
+        ctl.check_batch(hidden_states.shape[0])
+        if path == "self":
+            return self._self_replace(attn, hidden_states)
+        return self._cross(attn, hidden_states, encoder_hidden_states, cross, prior)
+
+    def _self_replace(self, attn: Any, hidden: torch.Tensor) -> torch.Tensor:
+        x = _input(attn, hidden)
+        source_like = x.index_select(0, self.controller.self_rows)  # target rows see the source's input
+        out = _attend(attn, attn.to_q(source_like), attn.to_k(source_like), attn.to_v(x))
+        return _output(attn, out, hidden)
+
+    def _cross(self, attn: Any, hidden: torch.Tensor, context: torch.Tensor, edit: bool, prior: bool) -> torch.Tensor:
+        ctl = self.controller
+        x = _input(attn, hidden)
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        query, key, value = attn.to_q(x), attn.to_k(context), attn.to_v(context)
+        if prior:
+            assert ctl.prior is not None
+            ctl.prior.collect(attn, query, key, edit)
+        if not edit:
+            return _output(attn, _attend(attn, query, key, value), hidden)
+        if key.shape[1] != ctl.tokens:
+            raise ValueError(f"Prompt-to-Prompt: {key.shape[1]} text tokens, expected {ctl.tokens}")
+        query = query.index_select(0, ctl.extended_rows)
+        key = key.index_select(0, ctl.extended_rows)
+        value = torch.bmm(ctl.value_mix, value.index_select(0, ctl.value_rows))
+        out = _attend(attn, query, key, value)
+        out = out[: ctl.batch].index_add(0, ctl.target_rows, out[ctl.batch :])
+        return _output(attn, out, hidden)
+
+
+def _check_supported(attn: Any, hidden: torch.Tensor, mask: torch.Tensor | None) -> None:
+    if hidden.ndim != 3 or mask is not None or attn.spatial_norm is not None:
+        raise NotImplementedError(
+            "Prompt-to-Prompt supports UNet transformer attention (3-d input, no mask, no spatial norm)"
+        )
+
+
+def _input(attn: Any, hidden: torch.Tensor) -> torch.Tensor:
+    if attn.group_norm is not None:
+        return attn.group_norm(hidden.transpose(1, 2)).transpose(1, 2)
+    return hidden
+
+
+def _attend(attn: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Multi-head fused attention of (batch, n, inner) projections, back to (batch, n, inner)."""
+    batch, heads = query.shape[0], attn.heads
+    head_dim = query.shape[-1] // heads
+    q, k, v = (t.view(batch, -1, heads, head_dim).transpose(1, 2) for t in (query, key, value))
+    if attn.norm_q is not None:
+        q = attn.norm_q(q)
+    if attn.norm_k is not None:
+        k = attn.norm_k(k)
+    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
+    return out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+
+
+def _output(attn: Any, out: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    out = attn.to_out[1](attn.to_out[0](out))
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
+
+
+@contextmanager
+def installed(unet: Any, controller: P2PController) -> Iterator[None]:
+    """The controller's processors on every attention layer of `unet`; the previous ones come back
+    afterwards, also when the block raises."""
+    originals = unet.attn_processors
+    unet.set_attn_processor(
+        {name: P2PAttnProcessor(controller, proc, name) for name, proc in originals.items()}
+    )
+    try:
+        yield
+    finally:
+        unet.set_attn_processor(dict(originals))

@@ -1,0 +1,45 @@
+"""What a caller asks of `generate_pairs` and what it gets back (no torch here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    """One call's generation and editing settings; the defaults are the paper's (METHOD.md 2)."""
+
+    steps: int = 50
+    guidance: float = 7.5  # <= 1: guidance off (Turbo); only the conditional half is edited when on
+    height: int = 1024
+    width: int = 1024
+    cross_replace: float = 1.0  # fraction of steps with cross-attention refine
+    self_replace: float = 0.4  # fraction of steps with self-attention replacement
+    self_max_queries: int = 1024  # only layers with at most this many queries (32x32 at 1024 px SDXL)
+    prior: bool = True  # collect the changed words' attention maps
+    # the prior is taken at image size / this (layers of that resolution); a model without attention
+    # there uses its nearest resolution (the tiny test pipelines do)
+    prior_res_div: int = 32
+    edit: bool = True  # False: plain two-image generation (same initial latent)
+
+
+@dataclass(frozen=True)
+class PairRequest:
+    prompt_a: str  # source caption (image a)
+    prompt_b: str  # edited caption (image b)
+    seed: int  # the record's seed: the pair's shared initial latent comes from it alone
+    words_a: str = ""  # the changed object phrase in prompt_a (for the prior), e.g. "fire hydrant"
+    words_b: str = ""  # ... in prompt_b; empty for a removal (channel 1 of the prior is then zero)
+
+
+@dataclass
+class PairImages:
+    a: np.ndarray  # (h, w, 3) uint8 RGB
+    b: np.ndarray
+    # float16 (2, h', w'): the changed words' attention in prompt a over image a (0) and in prompt b
+    # over image b (1), each scaled to [0, 1]; None when the prior is off, editing is off, or the
+    # words are not in their prompt
+    prior: np.ndarray | None
+    finite: bool  # False when any NaN/inf appeared in the latents or decoded images

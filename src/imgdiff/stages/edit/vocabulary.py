@@ -1,0 +1,345 @@
+"""The object vocabulary: what captions call objects, grouped by what may replace what.
+
+Two views of one word list:
+- `NOUNS`: the 80 COCO categories -> (singular forms, plural forms), the first of each being the
+  one we write (`noun`). The copy-paste source edits captions with it.
+- `objects()`: the lexicon's objects, each with its synonyms and plurals, in super-categories whose
+  members can replace each other plausibly ("a dog on a sofa" -> "a rabbit on a sofa"). They are the
+  COCO categories (the person category split into man, woman, boy, ...) plus everyday objects of
+  the Objects365 list. Our super-categories are finer than COCO's twelve: a bus may become a truck
+  but not a bicycle, a bicycle a motorcycle, a bench a couch. Synonyms ("dog", "puppy") are one
+  object, so an edit never swaps a word for its synonym. A word names at most one object.
+The lexicon's objects are built on first use (plurals come from lemminflect, which ships its data).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+# -- the 80 COCO categories -------------------------------------------------------------------------
+_WORDS = {
+    "person": "person man woman boy girl child kid guy lady gentleman baby toddler player skier surfer "
+    "skateboarder snowboarder rider batter catcher pitcher umpire tennis player adult teenager cyclist "
+    "| people persons men women boys girls children kids guys ladies babies toddlers players skiers "
+    "surfers skateboarders snowboarders riders adults teenagers cyclists",
+    "bicycle": "bicycle bike | bicycles bikes",
+    "car": "car sedan taxi cab suv | cars sedans taxis cabs",
+    "motorcycle": "motorcycle motorbike scooter moped | motorcycles motorbikes scooters mopeds",
+    "airplane": "airplane plane jet aircraft airliner jetliner aeroplane | airplanes planes jets airliners "
+    "jetliners aeroplanes",
+    "bus": "bus | buses busses",
+    "train": "train locomotive | trains locomotives",
+    "truck": "truck lorry pickup truck | trucks lorries",
+    "boat": "boat ship sailboat canoe kayak yacht ferry | boats ships sailboats canoes kayaks yachts ferries",
+    "traffic light": "traffic light stoplight stop light traffic signal | traffic lights stoplights "
+    "stop lights traffic signals",
+    "fire hydrant": "fire hydrant hydrant | fire hydrants hydrants",
+    "stop sign": "stop sign | stop signs",
+    "parking meter": "parking meter meter | parking meters meters",
+    "bench": "bench | benches",
+    "bird": "bird seagull gull pigeon duck parrot goose | birds seagulls gulls pigeons ducks parrots geese",
+    "cat": "cat kitten kitty | cats kittens kitties",
+    "dog": "dog puppy pup doggy | dogs puppies pups",
+    "horse": "horse pony | horses ponies",
+    "sheep": "sheep lamb | sheep lambs",
+    "cow": "cow bull calf ox | cows cattle bulls calves oxen",
+    "elephant": "elephant | elephants",
+    "bear": "bear | bears",
+    "zebra": "zebra | zebras",
+    "giraffe": "giraffe | giraffes",
+    "backpack": "backpack rucksack | backpacks rucksacks",
+    "umbrella": "umbrella parasol | umbrellas parasols",
+    "handbag": "handbag purse bag | handbags purses bags",
+    "tie": "tie necktie | ties neckties",
+    "suitcase": "suitcase luggage | suitcases",
+    "frisbee": "frisbee | frisbees",
+    "skis": "pair of skis | skis",
+    "snowboard": "snowboard | snowboards",
+    "sports ball": "ball soccer ball tennis ball football basketball volleyball | balls",
+    "kite": "kite | kites",
+    "baseball bat": "baseball bat bat | baseball bats bats",
+    "baseball glove": "baseball glove glove mitt | baseball gloves gloves mitts",
+    "skateboard": "skateboard | skateboards",
+    "surfboard": "surfboard surf board | surfboards surf boards",
+    "tennis racket": "tennis racket racket racquet | tennis rackets rackets racquets",
+    "bottle": "bottle | bottles",
+    "wine glass": "wine glass glass | wine glasses glasses",
+    "cup": "cup mug | cups mugs",
+    "fork": "fork | forks",
+    "knife": "knife | knives",
+    "spoon": "spoon | spoons",
+    "bowl": "bowl | bowls",
+    "banana": "banana | bananas",
+    "apple": "apple | apples",
+    "sandwich": "sandwich burger hamburger | sandwiches burgers hamburgers",
+    "orange": "orange | oranges",
+    "broccoli": "broccoli | broccoli",
+    "carrot": "carrot | carrots",
+    "hot dog": "hot dog hotdog | hot dogs hotdogs",
+    "pizza": "pizza | pizzas",
+    "donut": "donut doughnut | donuts doughnuts",
+    "cake": "cake cupcake | cakes cupcakes",
+    "chair": "chair stool | chairs stools",
+    "couch": "couch sofa | couches sofas",
+    "potted plant": "potted plant plant houseplant | potted plants plants houseplants",
+    "bed": "bed | beds",
+    "dining table": "table dining table desk | tables dining tables desks",
+    "toilet": "toilet | toilets",
+    "tv": "television tv | televisions tvs",
+    "laptop": "laptop computer notebook | laptops computers notebooks",
+    "mouse": "mouse | mice",
+    "remote": "remote remote control controller | remotes remote controls controllers",
+    "keyboard": "keyboard | keyboards",
+    "cell phone": "cell phone phone cellphone smartphone mobile phone | cell phones phones cellphones "
+    "smartphones",
+    "microwave": "microwave microwave oven | microwaves microwave ovens",
+    "oven": "oven stove stove top stovetop | ovens stoves stovetops",
+    "toaster": "toaster toaster oven | toasters toaster ovens",
+    "sink": "sink | sinks",
+    "refrigerator": "refrigerator fridge | refrigerators fridges",
+    "book": "book | books",
+    "clock": "clock | clocks",
+    "vase": "vase | vases",
+    "scissors": "pair of scissors | scissors",
+    "teddy bear": "teddy bear teddy | teddy bears teddies",
+    "hair drier": "hair drier hair dryer blow dryer | hair driers hair dryers",
+    "toothbrush": "toothbrush | toothbrushes",
+}
+
+# Two-word entries above that are one phrase; everything else is split on spaces.
+_PHRASES = {
+    "tennis player", "pickup truck", "traffic light", "stop light", "traffic signal", "traffic lights",
+    "stop lights", "traffic signals", "fire hydrant", "fire hydrants", "stop sign", "stop signs",
+    "parking meter", "parking meters", "pair of skis", "soccer ball", "tennis ball", "baseball bat",
+    "baseball bats", "baseball glove", "baseball gloves", "surf board", "surf boards", "tennis racket",
+    "tennis rackets", "wine glass", "wine glasses", "hot dog", "hot dogs", "potted plant", "potted plants",
+    "dining table", "dining tables", "remote control", "remote controls", "cell phone", "cell phones",
+    "mobile phone", "pair of scissors", "teddy bear", "teddy bears", "hair drier", "hair dryer",
+    "blow dryer", "hair driers", "hair dryers", "microwave oven", "microwave ovens", "toaster oven",
+    "toaster ovens", "stove top",
+}  # fmt: skip
+
+
+def _split(text: str) -> list[str]:
+    """Words of a `_WORDS` half, keeping the known phrases together."""
+    words, out = text.split(), []
+    i = 0
+    while i < len(words):
+        three, two = " ".join(words[i : i + 3]), " ".join(words[i : i + 2])
+        size = 3 if three in _PHRASES else 2 if two in _PHRASES else 1
+        out.append(" ".join(words[i : i + size]))
+        i += size
+    return out
+
+
+def _nouns() -> dict[str, tuple[list[str], list[str]]]:
+    out = {}
+    for name, text in _WORDS.items():
+        singular, plural = text.split("|")
+        out[name] = (_split(singular), _split(plural))
+    return out
+
+
+NOUNS: dict[str, tuple[list[str], list[str]]] = _nouns()  # category -> (singular forms, plural forms)
+
+
+def noun(category: str, plural: bool = False) -> str:
+    """The word we write for a category (its COCO name when it is not a COCO category)."""
+    forms = NOUNS.get(category)
+    if forms is None:
+        return category
+    return forms[1 if plural else 0][0]
+
+
+# -- words around nouns -----------------------------------------------------------------------------
+NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+MANY = {"many", "several", "some", "few", "multiple", "numerous", "various", "lots", "bunch", "group"}
+DETERMINERS = {"a", "an", "the", "one", "this", "that", "his", "her", "their", "its", "my", "another"}
+# Nouns that make an object word before them a modifier: "bus stop", "clay court".
+HEADS = {
+    "stop", "stops", "station", "stations", "track", "tracks", "court", "courts", "field", "fields",
+    "slope", "slopes", "park", "lot", "window", "windows", "seat", "seats", "box", "boxes", "slice",
+    "slices", "pen", "enclosure", "exhibit", "food", "stand", "rack", "lane", "crossing", "game", "team",
+    "shop", "store", "driver", "drivers", "helmet", "helmets", "ramp", "door", "doors", "wing", "wings",
+    "trunk", "paper", "juice", "pie", "peel", "sauce", "ride", "rides", "race", "trail", "path", "sign",
+    "signs", "poster", "display", "tower", "cart"
+}  # fmt: skip
+
+
+def article(word: str) -> str:
+    """'a' or 'an' by sound, for the words of the vocabulary: "an umbrella", "a unicycle", "a urinal"
+    (a "u" before one consonant and a vowel sounds "yu"), "an hour"."""
+    lower = word.lower()
+    if re.match(r"u[bcdfgklmnprstvz][aeiou]|eu|one", lower):
+        return "a"
+    return "an" if lower[:1] in ("a", "e", "i", "o", "u") or lower.startswith("hour") else "a"
+
+
+# -- the lexicon's objects --------------------------------------------------------------------------
+# Super-category -> (COCO categories, further objects). Further objects are ";"-separated, their
+# synonyms ","-separated; "word/plural" gives a plural that lemminflect would get wrong or that is
+# the same word (a mass noun such as "lettuce").
+_GROUPS: dict[str, tuple[str, str]] = {
+    "road vehicle": ("car, truck, bus", "van; minivan; ambulance; fire truck, fire engine; tractor; jeep; "
+                     "limousine, limo; police car"),
+    "cycle": ("bicycle, motorcycle", "tricycle; unicycle"),
+    "aircraft": ("airplane", "helicopter; hot air balloon; blimp; glider"),
+    "watercraft": ("boat", "raft; jet ski; gondola; submarine"),
+    "rail vehicle": ("train", "tram, streetcar, trolley"),
+    "pet": ("cat, dog", "rabbit, bunny; hamster; squirrel; fox; raccoon; monkey"),
+    "farm animal": ("horse, sheep, cow", "goat; pig; donkey; llama; alpaca"),
+    "wild animal": ("elephant, bear, zebra, giraffe", "lion; tiger; rhinoceros/rhinoceroses, rhino; "
+                    "hippopotamus/hippopotamuses, hippo; kangaroo; deer/deer; camel; moose/moose"),
+    "bird": ("bird", "swan; owl; penguin; eagle; flamingo; peacock; crow; ostrich"),
+    "street fixture": ("traffic light, fire hydrant, stop sign, parking meter",
+                       "street light, street lamp, lamp post, lamppost; mailbox; trash can, garbage can, "
+                       "trash bin; traffic cone; street sign, road sign, sign; phone booth"),
+    "seat": ("chair, couch, bench, bed", "armchair; recliner; rocking chair; hammock; ottoman"),
+    "table": ("dining table", "nightstand; cabinet; shelf/shelves, bookshelf/bookshelves; dresser; "
+              "counter, countertop, counter top"),
+    "bathroom fixture": ("toilet", "bathtub, tub; shower; urinal"),
+    "plant": ("potted plant", "flower; cactus/cacti; bouquet; bonsai tree"),
+    "screen": ("tv, laptop", "monitor; tablet"),
+    "handheld device": ("mouse, remote, keyboard, cell phone",
+                        "camera; calculator; pair of headphones/headphones"),
+    "kitchen appliance": ("microwave, oven, toaster, refrigerator, sink",
+                          "dishwasher; blender; coffee maker; kettle; washing machine"),
+    "tableware": ("bottle, wine glass, cup, bowl", "plate; jar; teapot; pot; pan; tray"),
+    "cutlery": ("fork, knife, spoon", "spatula; ladle; whisk"),
+    "fruit": ("banana, apple, orange", "lemon; lime; strawberry; pear; peach; pineapple; watermelon; "
+              "mango/mangoes; kiwi; avocado"),
+    "vegetable": ("broccoli, carrot", "tomato/tomatoes; potato/potatoes; onion; cucumber; cabbage; "
+                  "cauliflower/cauliflower; corn/corn; mushroom; eggplant; asparagus/asparagus; "
+                  "lettuce/lettuce"),
+    "dish": ("sandwich, hot dog, pizza, donut, cake", "cookie; pie; muffin; bagel; croissant; pastry; "
+             "burrito; taco; pancake; waffle; salad"),
+    "carried item": ("backpack, handbag, suitcase, umbrella", "briefcase; basket; tote bag"),
+    "wearable": ("tie", "hat; cap, baseball cap; helmet; pair of sunglasses/sunglasses; "
+                 "scarf; necklace; belt; bow tie"),
+    "board": ("skis, snowboard, skateboard, surfboard", "sled; wakeboard; paddle board"),
+    "sports gear": ("frisbee, sports ball, kite, baseball bat, baseball glove, tennis racket",
+                    "golf club; hockey stick; boomerang"),
+    "decor": ("clock, vase", "lamp; candle; picture frame; painting; mirror; pillow"),
+    "small item": ("book, scissors, teddy bear, hair drier, toothbrush", "doll; magazine; pen; comb; "
+                   "toy car"),
+}  # fmt: skip
+
+# Lexicon-only synonyms of COCO categories: compounds that captions use, so the whole compound is
+# replaced ("a coffee table" -> "a nightstand", not "a coffee nightstand").
+_MORE_SYNONYMS = {
+    "dining table": "coffee table, picnic table, kitchen table, end table, side table",
+    "bench": "park bench",
+    "potted plant": "flower pot, flowerpot",
+    "teddy bear": "stuffed animal",
+}
+
+# The person category, split: (forms, plural override or "", gender, may be the new object).
+# Roles ("skier", "baseball player") are only replaced: "a skier" -> "a woman" keeps the scene,
+# "a woman" -> "a skier" would ask for a new activity.
+_SPORTS = "baseball tennis soccer football frisbee hockey basketball volleyball ball"
+_ROLES = "skier surfer skateboarder snowboarder rider batter catcher pitcher umpire cyclist chef"
+_PEOPLE: list[tuple[str, str, Literal["m", "f", ""], bool]] = [
+    ("man, guy, gentleman", "men, guys, gentlemen", "m", True),
+    ("woman, lady", "women, ladies", "f", True),
+    ("boy", "boys", "m", True),
+    ("girl", "girls", "f", True),
+    ("child, kid, toddler", "children, kids, toddlers", "", True),
+    ("baby", "babies", "", False),
+    ("person, adult, teenager", "people, persons, adults, teenagers", "", False),
+    ("policeman, police officer", "policemen, police officers", "", False),
+    (", ".join(["player"] + [f"{sport} player" for sport in _SPORTS.split()]), "", "", False),
+    *((role, "", "", False) for role in _ROLES.split()),  # plurals by lemminflect
+]
+# Objects at home in two scenes: a sink is a kitchen appliance unless the caption is of a bathroom.
+SCENES = {
+    "sink": ("bathroom fixture", frozenset({"bathroom", "toilet", "bathtub", "tub", "shower", "urinal"}))
+}
+# Words never taken as the object to replace: "glasses" is as often spectacles as drinking glasses.
+AMBIGUOUS = {"glasses"}
+# Colour words that are objects only after a determiner or a number ("an orange", not "orange cat").
+COLOURS = {"orange"}
+# Two-word phrases whose second word is an object word but that name no such object.
+NOT_OBJECTS = {"home plate", "license plate", "train car", "cable car", "hot plate"}
+
+
+@dataclass(frozen=True)
+class VocabObject:
+    name: str  # the word we write (singular)
+    group: str  # super-category: objects of one group may replace each other
+    singular: tuple[str, ...]
+    plural: tuple[str, ...]
+    gender: Literal["m", "f", ""] = ""  # people only: which pronouns refer to it
+    target: bool = True  # may be the new object of an edit
+
+    def form(self, plural: bool) -> str:
+        return (self.plural if plural else self.singular)[0]
+
+
+Number = Literal["singular", "plural", "either"]
+
+
+@cache
+def objects() -> tuple[VocabObject, ...]:
+    """Every object of the lexicon, in a fixed order."""
+    out = [_person(*entry) for entry in _PEOPLE]
+    for group, (coco, extra) in _GROUPS.items():
+        for category in (c.strip() for c in coco.split(",")):
+            singular, plural = (list(forms) for forms in NOUNS[category])
+            for more in _list(_MORE_SYNONYMS.get(category, ""), ","):
+                singular.append(more)
+                plural.append(_plural(more))
+            out.append(VocabObject(singular[0], group, tuple(singular), tuple(plural)))
+        for entry in _list(extra, ";"):
+            pairs = [_forms(word) for word in _list(entry, ",")]
+            singular, plural = tuple(s for s, _ in pairs), tuple(p for _, p in pairs)
+            out.append(VocabObject(singular[0], group, singular, plural))
+    return tuple(out)
+
+
+@cache
+def forms() -> dict[str, tuple[VocabObject, Number]]:
+    """Lower-case word or phrase -> (the object it names, its grammatical number)."""
+    out: dict[str, tuple[VocabObject, Number]] = {}
+    for obj in objects():
+        for word in obj.singular + obj.plural:
+            number: Number = (
+                "either"
+                if word in obj.singular and word in obj.plural
+                else ("singular" if word in obj.singular else "plural")
+            )
+            if out.setdefault(word, (obj, number))[0] is not obj:
+                raise ValueError(f"vocabulary: '{word}' names both {out[word][0].name} and {obj.name}")
+    return out
+
+
+@cache
+def longest_form() -> int:
+    """Words in the longest form: how far a caption scan looks ahead."""
+    return max(len(word.split()) for word in forms())
+
+
+def _person(singular: str, plural: str, gender: Literal["m", "f", ""], target: bool) -> VocabObject:
+    names = _list(singular, ",")
+    plurals = _list(plural, ",") or [_plural(name) for name in names]
+    return VocabObject(names[0], "person", tuple(names), tuple(plurals), gender, target)
+
+
+def _forms(word: str) -> tuple[str, str]:
+    singular, _, plural = word.partition("/")
+    return singular, plural or _plural(singular)
+
+
+def _plural(phrase: str) -> str:
+    """The plural of a phrase: its last word inflected ("coffee table" -> "coffee tables")."""
+    from lemminflect import getInflection
+
+    head, _, last = phrase.rpartition(" ")
+    inflected = getInflection(last, tag="NNS")
+    return f"{head} {inflected[0]}".strip() if inflected else f"{phrase}s"
+
+
+def _list(text: str, sep: str) -> list[str]:
+    return [part.strip() for part in text.split(sep) if part.strip()]

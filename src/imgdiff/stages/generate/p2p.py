@@ -1,0 +1,260 @@
+"""Stage `generate`/`p2p`: an image pair per caption pair with Prompt-to-Prompt (METHOD.md section 2).
+
+The source caption (`caption_a`) and the edited one (`caption_b`) are denoised from one initial
+latent made from the record's seed alone, with the edited image's attention tied to the source's
+(refine; the engine is `imgdiff.p2p`). Several pairs share one pipeline call (`pairs_per_call`):
+at 4 per call the editing costs about 5% over plain generation, at 1 about 50% (PERFORMANCE.md).
+The pixels go out as the artifacts `a` and `b`; the changed words' attention maps as `prior`, which
+the engine writes to `aux/<id[:2]>/<id>_prior.npy` (float16 (2, h, w), DESIGN.md). The record's
+`generation` holds the model, the seed and every setting, so a pair can be made again or audited
+from its record alone.
+
+Rejections, each with a reason (bad input never stops the run):
+- `missing_edit`: no changed object from the `edit` stage (the prior is the changed words' maps);
+- `empty_prompt`, `prompt_too_long`: a caption over CLIP's window (75 text tokens) would be cut by
+  the text encoder, and the edited words with it; the engine's own prompt errors keep its reason;
+- `nonfinite_image`: NaN or inf in the latents or images (e.g. an fp16 overflow);
+- `out_of_memory`: CUDA ran out of memory. The first time, `pairs_per_call` is halved for the rest
+  of the worker's life and the call retried; a single pair that still does not fit is rejected and
+  the batch goes on.
+
+Presets name the model family their numbers are for (`family`). `setup` fails with one line when the
+model entry is of another family, because 1024 px on SD 1.5 or 512 px on SDXL-base quietly gives
+poor images; `family: null` runs a preset's numbers on any family.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from imgdiff.errors import UsageError
+from imgdiff.record import Record
+from imgdiff.settings import model_ref
+from imgdiff.stages.base import Stage, StageSettings
+
+if TYPE_CHECKING:
+    from imgdiff.models import ModelPool
+    from imgdiff.p2p import PairImages, PairRequest
+    from imgdiff.store import ImageLoader
+
+log = logging.getLogger("imgdiff")
+
+CLIP_WINDOW = 75  # CLIP's 77 positions less the start and end tokens
+SUGGESTED_PRESET = {"sdxl": "paper", "sd15": "sd15"}
+
+
+class P2PGenerateSettings(StageSettings):
+    # How many pairs share a call changes speed and memory, not what a pair is (the engine gives the
+    # same pair within float tolerance at any batch composition): it stays out of the fingerprint.
+    RUNTIME = frozenset({"pairs_per_call"})
+
+    diffusion: str = model_ref("diffusion")
+    # The preset fills these (they have no default of their own): see P2PGenerate.PRESETS.
+    family: Literal["sdxl", "sd15"] | None  # the family the numbers are for; None: any
+    steps: int = Field(ge=1)
+    guidance: float = Field(ge=0)  # <= 1 turns classifier-free guidance off (SDXL-Turbo)
+    size: int = Field(ge=8, multiple_of=8)  # square images; height/width override it
+    height: int | None = Field(None, ge=8, multiple_of=8)
+    width: int | None = Field(None, ge=8, multiple_of=8)
+    cross_replace: float = Field(ge=0, le=1)  # share of steps whose cross-attention is refined
+    self_replace: float = Field(ge=0, le=1)  # share of steps whose self-attention is replaced ...
+    self_max_queries: int = Field(ge=0)  # ... in layers with at most this many queries
+    prior: bool = True  # keep the changed words' attention maps (aux `prior`)
+    pairs_per_call: int = Field(4, ge=1)  # PERFORMANCE.md: at 4 the editing is nearly free
+    max_prompt_tokens: int = Field(CLIP_WINDOW, ge=1, le=CLIP_WINDOW)
+
+
+class P2PGenerate(Stage):
+    name = "generate"
+    method = "p2p"
+    version = 1
+    Settings = P2PGenerateSettings
+    PRESETS = {
+        # METHOD.md 2, from the research code and Data-Juicer's sdxl_prompt2prompt_mapper: SDXL-base
+        # 1.0 at 1024 px, 50 steps, guidance 7.5, refine with cross-attention controlled at every
+        # step and self-attention replaced for the first 40% of steps in layers of at most 32x32
+        # queries.
+        "paper": {
+            "family": "sdxl",
+            "size": 1024,
+            "steps": 50,
+            "guidance": 7.5,
+            "cross_replace": 1.0,
+            "self_replace": 0.4,
+            "self_max_queries": 32 * 32,
+        },
+        # Ours (the paper has no Turbo pairs): SDXL-Turbo's own sampling from its model card (512 px,
+        # 4 steps, guidance off) with the paper's attention control. At 512 px the layers the paper
+        # controls at 32x32 queries have 16x16, so the limit follows them.
+        "turbo": {
+            "family": "sdxl",
+            "size": 512,
+            "steps": 4,
+            "guidance": 0.0,
+            "cross_replace": 1.0,
+            "self_replace": 0.4,
+            "self_max_queries": 16 * 16,
+        },
+        # Stable Diffusion 1.5 as Prompt-to-Prompt's own code ran SD 1.x: 512 px, 50 steps, guidance
+        # 7.5, self-attention replaced in layers of at most 16x16 queries; the paper's fractions.
+        "sd15": {
+            "family": "sd15",
+            "size": 512,
+            "steps": 50,
+            "guidance": 7.5,
+            "cross_replace": 1.0,
+            "self_replace": 0.4,
+            "self_max_queries": 16 * 16,
+        },
+    }
+
+    def setup(self, models: ModelPool, images: ImageLoader) -> None:
+        from imgdiff.p2p import P2PConfig
+
+        super().setup(models, images)
+        s = self.settings
+        self.model = models.get(s.diffusion)
+        if s.family is not None and self.model.family != s.family:
+            raise UsageError(
+                f"generate: preset '{s.preset}' is for {s.family} models but model '{s.diffusion}' is "
+                f"{self.model.family}; use preset {SUGGESTED_PRESET[self.model.family]} "
+                "or set generate.family=null"
+            )
+        self.pairs_per_call = s.pairs_per_call  # halved on CUDA out-of-memory, for the worker's life
+        height, width = s.height or s.size, s.width or s.size
+        self.config = P2PConfig(
+            steps=s.steps,
+            guidance=s.guidance,
+            height=height,
+            width=width,
+            cross_replace=s.cross_replace,
+            self_replace=s.self_replace,
+            self_max_queries=s.self_max_queries,
+            prior=s.prior,
+        )
+        entry = models.entries[s.diffusion]
+        where = {"id": entry.id, "revision": entry.revision} if entry.id else {"path": entry.path}
+        pipe = self.model.pipe
+        self.provenance: dict[str, Any] = {
+            "model": s.diffusion,
+            **{k: v for k, v in where.items() if v is not None},
+            "family": self.model.family,
+            "scheduler": type(pipe.scheduler).__name__,
+            "dtype": str(pipe.unet.dtype).removeprefix("torch."),
+            "attention": "p2p-refine",
+            "steps": s.steps,
+            "guidance": s.guidance,
+            "height": height,
+            "width": width,
+            "cross_replace": s.cross_replace,
+            "self_replace": s.self_replace,
+            "self_max_queries": s.self_max_queries,
+        }
+
+    def __call__(self, records: list[Record]) -> list[Record]:
+        ready = []
+        for record in records:
+            request = self._request(record)
+            if isinstance(request, str):
+                record.reject(self.name, request)
+            else:
+                ready.append((record, request))
+        while ready:
+            size = self.pairs_per_call  # read each time: out-of-memory may have lowered it
+            self._generate(ready[:size])
+            ready = ready[size:]
+        return records
+
+    def _request(self, record: Record) -> PairRequest | str:
+        """The engine's request for a record, or why the record cannot be generated."""
+        from imgdiff.p2p import PairRequest, prompt_tokens
+
+        if record.edit is None or not record.edit.old.strip():
+            return "missing_edit: no changed object (edit.old) from the edit stage"
+        limit = self.settings.max_prompt_tokens
+        for field in ("caption_a", "caption_b"):
+            text = getattr(record, field).strip()
+            if not text:
+                return f"empty_prompt: {field} is empty"
+            tokens = prompt_tokens(self.model.pipe, text)
+            if tokens > limit:
+                return f"prompt_too_long: {field} has {tokens} tokens, the text window {limit}"
+        return PairRequest(
+            prompt_a=record.caption_a.strip(),
+            prompt_b=record.caption_b.strip(),
+            seed=record.seed,
+            words_a=record.edit.old.strip(),
+            words_b=record.edit.new.strip(),
+        )
+
+    def _generate(self, group: list[tuple[Record, PairRequest]]) -> None:
+        """One pipeline call for `group`; on the engine's say, smaller calls or rejections."""
+        import torch
+
+        from imgdiff.p2p import PromptError, generate_pairs
+
+        failure = prompt_reason = culprit = None
+        started = time.perf_counter()
+        try:
+            results = generate_pairs(self.model, [request for _, request in group], self.config)
+        except PromptError as exc:
+            failure, prompt_reason, culprit = "prompt", str(exc), getattr(exc, "index", None)
+        except torch.cuda.OutOfMemoryError:
+            failure = "memory"
+        # Out of the except blocks: the traceback no longer holds the call's tensors.
+        if failure == "memory":
+            self._free_memory()
+            if len(group) == 1:
+                record = group[0][0]
+                record.reject(self.name, "out_of_memory: CUDA out of memory at 1 pair per call")
+                log.warning("generate: record %s rejected: out of memory at 1 pair per call", record.id)
+                return
+            self.pairs_per_call = max(1, min(self.pairs_per_call, len(group)) // 2)
+            log.warning("generate: CUDA out of memory; pairs_per_call lowered to %d", self.pairs_per_call)
+            for start in range(0, len(group), self.pairs_per_call):
+                self._generate(group[start : start + self.pairs_per_call])
+            return
+        if failure == "prompt":
+            if culprit is None and len(group) > 1:
+                # The engine did not say which prompt: halve until the refused one stands alone,
+                # so the others are still generated.
+                half = len(group) // 2
+                self._generate(group[:half])
+                self._generate(group[half:])
+                return
+            culprit = culprit or 0
+            reason = prompt_reason if ":" in (prompt_reason or "") else f"prompt_error: {prompt_reason}"
+            group[culprit][0].reject(self.name, reason)
+            # The engine checks prompts before any work: the rest of the group goes again at once.
+            rest = group[:culprit] + group[culprit + 1 :]
+            if rest:
+                self._generate(rest)
+            return
+        seconds = time.perf_counter() - started
+        log.info("generate: %d pairs in one call, %.2f s per pair", len(group), seconds / len(group))
+        for (record, _), images in zip(group, results, strict=True):
+            self._keep(record, images)
+
+    def _keep(self, record: Record, images: PairImages) -> None:
+        record.generation = {**self.provenance, "seed": record.seed}
+        if not images.finite:
+            record.reject(self.name, "nonfinite_image: NaN or inf in the latents or images")
+            return
+        record.artifacts["a"] = images.a
+        record.artifacts["b"] = images.b
+        if images.prior is not None:
+            record.artifacts["prior"] = np.asarray(images.prior, dtype=np.float16)
+
+    @staticmethod
+    def _free_memory() -> None:
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,290 @@
+"""Stage generate/p2p on the tiny SD 1.5 checkpoint: contract, records, rejections, memory, rerun."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import imgdiff
+import imgdiff.p2p
+from conftest import tree_bytes
+from imgdiff.engine.plan import stage_fingerprint
+from imgdiff.errors import UsageError
+from imgdiff.models import ModelEntry, ModelPool
+from imgdiff.recipe import load_recipe
+from imgdiff.record import Edit, Record, derive_seed
+from imgdiff.stages.generate.p2p import P2PGenerate
+from imgdiff.store import ImageLoader
+from pairs_data import write_pairs
+from stage_contract import StageContract
+
+SIZE = 64
+SETTINGS = {"preset": "sd15", "diffusion": "sd15", "size": SIZE, "steps": 2, "pairs_per_call": 4}
+
+
+class TestP2PGenerateContract(StageContract):
+    stage_cls = P2PGenerate
+    settings = SETTINGS
+
+    @pytest.fixture(autouse=True)
+    def _tiny_model(self, tiny_models: Any) -> None:
+        self.models = {"sd15": tiny_models("sd15")}
+
+
+@pytest.fixture(scope="module")
+def pool(tiny_models: Any) -> ModelPool:
+    """One loaded tiny SD 1.5 for the module (stages share it as they would in a worker)."""
+    return ModelPool({"sd15": ModelEntry(**tiny_models("sd15"))})
+
+
+def _stage(pool: ModelPool, **settings: Any) -> P2PGenerate:
+    stage = P2PGenerate(P2PGenerate.resolve_settings({**SETTINGS, **settings}, "test"))
+    stage.setup(pool, ImageLoader(Path(".")))
+    return stage
+
+
+def _record(
+    i: int, caption_a: str = "a photo of a cat", caption_b: str = "a photo of a dog", **kw: Any
+) -> Record:
+    rid = f"{i:012x}"
+    fields: dict[str, Any] = {"kind": "replacement", "edit": Edit("cat", "dog"), **kw}
+    return Record(rid, i, derive_seed(0, rid), caption_a=caption_a, caption_b=caption_b, **fields)
+
+
+def _batch(n: int = 3) -> list[Record]:
+    animals = ["cat", "dog", "man", "woman", "bus"]
+    return [
+        _record(
+            i, f"a {animals[i]} on a bench", f"a {animals[i + 1]} on a bench", edit=Edit(*animals[i : i + 2])
+        )
+        for i in range(n)
+    ]
+
+
+def _pixels(records: list[Record]) -> list[dict[str, np.ndarray]]:
+    return [{k: np.asarray(v) for k, v in r.artifacts.items()} for r in records]
+
+
+def test_generation_setting_seed_and_pixels_in_the_record(pool: ModelPool) -> None:
+    records = _stage(pool)(_batch(3))
+    entry = pool.entries["sd15"]
+    for record in records:
+        assert record.kept, record.reason
+        a, b, prior = (record.artifacts[k] for k in ("a", "b", "prior"))
+        assert a.shape == b.shape == (SIZE, SIZE, 3) and a.dtype == b.dtype == np.uint8
+        assert prior.dtype == np.float16 and prior.ndim == 3 and prior.shape[0] == 2
+        assert prior.min() >= 0 and prior.max() <= 1
+        assert not np.array_equal(a, b)  # the edit changed the picture
+        generation = record.generation
+        assert generation["seed"] == record.seed
+        assert generation["model"] == "sd15" and generation["path"] == entry.path
+        assert generation["family"] == "sd15" and generation["dtype"] == "float32"
+        assert generation["scheduler"] == type(pool.get("sd15").pipe.scheduler).__name__
+        expected = {"steps": 2, "guidance": 7.5, "height": SIZE, "width": SIZE, "cross_replace": 1.0}
+        assert {k: generation[k] for k in expected} == expected
+        assert generation["self_replace"] == 0.4 and generation["self_max_queries"] == 256
+    assert len({r.artifacts["a"].tobytes() for r in records}) == 3  # each pair from its own seed
+    # The record round-trips through JSON with its generation dict.
+    assert Record.from_dict(records[0].to_dict()).generation == records[0].generation
+
+
+def test_same_seed_same_pair_whatever_the_other_records(pool: ModelPool) -> None:
+    alone = _stage(pool, pairs_per_call=1)(_batch(3))
+    together = _stage(pool, pairs_per_call=3)(_batch(3))
+    for x, y in zip(_pixels(alone), _pixels(together), strict=True):
+        for name in ("a", "b"):  # batch composition moves pixels by float rounding at most
+            assert np.abs(x[name].astype(int) - y[name].astype(int)).max() <= 2
+        np.testing.assert_allclose(x["prior"].astype(np.float32), y["prior"], atol=2e-3)
+
+
+def test_bad_prompts_and_missing_edits_are_rejected_and_the_rest_generated(pool: ModelPool) -> None:
+    long_caption = " ".join(["a cat on a table"] * 16)  # over CLIP's window of 75 tokens
+    records = [
+        _record(0, caption_b=""),
+        _record(1, caption_a=long_caption),
+        _record(2, edit=None),
+        _record(3, edit=Edit("", "dog")),
+        _record(4),
+    ]
+    _stage(pool)(records)
+    reasons = [(r.reason or "").split(":")[0] for r in records]
+    assert reasons == ["empty_prompt", "prompt_too_long", "missing_edit", "missing_edit", ""]
+    assert all(r.rejected_by == "generate" and not r.artifacts for r in records[:4])
+    tokens = imgdiff.p2p.prompt_tokens(pool.get("sd15"), long_caption)
+    assert tokens > 75 and f"caption_a has {tokens} tokens" in records[1].reason
+    assert records[4].kept and set(records[4].artifacts) == {"a", "b", "prior"}
+
+
+@pytest.mark.parametrize(("says_which", "calls"), [(True, [4, 3]), (False, [4, 2, 1, 1, 2])])
+def test_a_prompt_the_engine_refuses_rejects_only_its_record(
+    pool: ModelPool, monkeypatch: pytest.MonkeyPatch, says_which: bool, calls: list[int]
+) -> None:
+    reference = _stage(pool, pairs_per_call=1)(_batch(4))
+    real = imgdiff.p2p.generate_pairs
+    seen = []
+
+    def refusing(model: Any, requests: list, config: Any) -> list:
+        seen.append(len(requests))
+        refused = [i for i, r in enumerate(requests) if r.prompt_b == "a man on a bench"]
+        if refused:
+            index = refused[0] if says_which else None
+            raise imgdiff.p2p.PromptError("untokenizable: 'man' does not tokenise word by word", index)
+        return real(model, requests, config)
+
+    monkeypatch.setattr(imgdiff.p2p, "generate_pairs", refusing)
+    records = _stage(pool, pairs_per_call=4)(_batch(4))
+    assert [r.kept for r in records] == [True, False, True, True]
+    assert records[1].reason == "untokenizable: 'man' does not tokenise word by word"
+    assert seen == calls  # without the index: halved until the refused pair stood alone
+    for x, y in zip(_pixels(records), _pixels(reference), strict=True):
+        assert x.keys() == y.keys()
+        for name in x:
+            assert np.abs(x[name].astype(float) - y[name].astype(float)).max() <= 2
+
+
+def test_nan_images_are_rejected(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    vae = pool.get("sd15").pipe.vae
+    decode = vae.decode
+
+    def nan_decode(latents: Any, *args: Any, **kwargs: Any) -> Any:
+        return decode(latents * float("nan"), *args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", nan_decode)
+    records = _stage(pool)(_batch(2))
+    assert [r.reason for r in records] == ["nonfinite_image: NaN or inf in the latents or images"] * 2
+    assert all(not r.artifacts and r.generation["seed"] == r.seed for r in records)
+
+
+def _failing_pipeline(monkeypatch: pytest.MonkeyPatch, pool: ModelPool, above: int, times: int) -> list[int]:
+    """Make the pipeline raise CUDA out-of-memory `times` times for calls of more than `above`
+    pairs; returns the pairs per call it saw."""
+    import torch
+
+    pipe = pool.get("sd15").pipe
+    cls = type(pipe)
+    real = cls.__call__
+    seen: list[int] = []
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        pairs = _pairs_in_call(args, kwargs)
+        seen.append(pairs)
+        if pairs > above and sum(1 for n in seen if n > above) <= times:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", call)
+    return seen
+
+
+def _pairs_in_call(args: tuple, kwargs: dict[str, Any]) -> int:
+    latents = kwargs.get("latents")
+    if latents is not None:
+        return latents.shape[0] // 2
+    prompts = kwargs.get("prompt", args[0] if args else None)
+    if prompts is not None:
+        return len(prompts) // 2
+    return kwargs["prompt_embeds"].shape[0] // 2
+
+
+def test_out_of_memory_halves_pairs_per_call_and_retries(
+    pool: ModelPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    expected = _stage(pool, pairs_per_call=2)(_batch(4))
+    seen = _failing_pipeline(monkeypatch, pool, above=2, times=1)
+    stage = _stage(pool, pairs_per_call=4)
+    with caplog.at_level(logging.WARNING, logger="imgdiff"):
+        records = stage(_batch(4))
+    assert seen == [4, 2, 2] and stage.pairs_per_call == 2
+    assert "pairs_per_call lowered to 2" in caplog.text
+    assert all(r.kept for r in records)
+    for x, y in zip(_pixels(records), _pixels(expected), strict=True):  # same calls, same bytes
+        assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+    assert stage(_batch(1))[0].kept and seen[-1] == 1  # the lowered size stays for later batches
+
+
+def test_out_of_memory_at_one_pair_rejects_that_record_and_goes_on(
+    pool: ModelPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _failing_pipeline(monkeypatch, pool, above=0, times=2)
+    stage = _stage(pool, pairs_per_call=2)
+    records = stage(_batch(3))
+    # 2 -> OOM, halve to 1 -> OOM (reject r0), 1 -> r1 ok; then r2 alone ok.
+    assert seen == [2, 1, 1, 1] and stage.pairs_per_call == 1
+    assert [r.reason for r in records] == ["out_of_memory: CUDA out of memory at 1 pair per call", None, None]
+    assert records[1].kept and records[2].kept
+
+
+def test_a_preset_for_another_family_fails_setup_with_one_line(pool: ModelPool) -> None:
+    stage = P2PGenerate(P2PGenerate.resolve_settings({"diffusion": "sd15"}, "test"))  # paper: SDXL
+    with pytest.raises(
+        UsageError, match="preset 'paper' is for sdxl .* use preset sd15 or set generate.family"
+    ):
+        stage.setup(pool, ImageLoader(Path(".")))
+    stage = P2PGenerate(P2PGenerate.resolve_settings({"diffusion": "sd15", "family": None}, "test"))
+    stage.setup(pool, ImageLoader(Path(".")))
+
+
+def test_presets_and_settings() -> None:
+    paper = P2PGenerate.resolve_settings({"diffusion": "m"}, "test")
+    assert (paper.size, paper.steps, paper.guidance, paper.self_replace, paper.self_max_queries) == (
+        1024,
+        50,
+        7.5,
+        0.4,
+        1024,
+    )
+    turbo = P2PGenerate.resolve_settings({"diffusion": "m", "preset": "turbo"}, "test")
+    assert (turbo.family, turbo.size, turbo.steps, turbo.guidance) == ("sdxl", 512, 4, 0.0)
+    sd15 = P2PGenerate.resolve_settings({"diffusion": "m", "preset": "sd15"}, "test")
+    assert (sd15.family, sd15.size, sd15.steps) == ("sd15", 512, 50)
+    with pytest.raises(UsageError, match="size: Input should be a multiple of 8"):
+        P2PGenerate.resolve_settings({"diffusion": "m", "size": 100}, "test")
+    with pytest.raises(UsageError, match="unknown preset 'fast'"):
+        P2PGenerate.resolve_settings({"diffusion": "m", "preset": "fast"}, "test")
+
+
+def _recipe(pairs: Path, model: dict[str, Any], **generate: Any) -> dict[str, Any]:
+    return {
+        "seed": 0,
+        "batch_size": 4,
+        "source": {"type": "pairs", "path": str(pairs)},
+        "models": {"sd15": model},
+        "stages": [{"generate": {"method": "p2p", **SETTINGS, **generate}}],
+    }
+
+
+def test_pairs_per_call_stays_out_of_the_fingerprint(tmp_path: Path) -> None:
+    model = {"role": "diffusion", "backend": "diffusers", "path": str(tmp_path)}
+
+    def fingerprint(**generate: Any) -> str:
+        recipe = load_recipe(_recipe(tmp_path / "p.jsonl", model, **generate))
+        return stage_fingerprint(recipe.stages[0], recipe, "upstream")
+
+    assert fingerprint(pairs_per_call=1) == fingerprint(pairs_per_call=8)
+    assert fingerprint(steps=3) != fingerprint()
+
+
+def test_runs_write_the_prior_and_rerun_to_the_same_bytes(tmp_path: Path, tiny_models: Any) -> None:
+    pairs = write_pairs(tmp_path / "pairs", 6)
+    recipe = _recipe(pairs, tiny_models("sd15"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    imgdiff.run(recipe, first)
+    records = imgdiff.load_records(first)
+    kept = [r for r in records if r.kept]
+    assert len(kept) == 5 and [r.reason for r in records if not r.kept] == [
+        "missing_edit: no changed object (edit.old) from the edit stage"
+    ]
+    for record in kept:
+        assert record.aux["prior"] == f"aux/{record.id[:2]}/{record.id}_prior.npy"
+        prior = np.load(first / record.aux["prior"], allow_pickle=False)
+        assert prior.dtype == np.float16 and prior.ndim == 3 and prior.shape[0] == 2
+        assert record.images["a"] == f"images/{record.id[:2]}/{record.id}_a.png"
+        assert record.generation["seed"] == record.seed
+    imgdiff.run(recipe, second)
+    assert tree_bytes(first, "records.jsonl", "images", "aux") == tree_bytes(
+        second, "records.jsonl", "images", "aux"
+    )

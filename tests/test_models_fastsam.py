@@ -1,0 +1,116 @@
+"""The FastSAM segmenter on a tiny random-weight checkpoint, loaded the way a run loads it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imgdiff.errors import UsageError
+from imgdiff.models import ModelEntry, ModelPool
+from imgdiff.models.fastsam import PAPER_SETTINGS, FastSamSegmenter
+from imgdiff.models.loading import ModelNotFound
+from imgdiff.models.roles import Segments
+from scenes import draw_pair
+
+pytest.importorskip("ultralytics")
+
+
+@pytest.fixture(scope="module")
+def segmenter(tiny_models) -> FastSamSegmenter:
+    return ModelPool({"fastsam": ModelEntry(**tiny_models("fastsam"))}).get("fastsam")
+
+
+def scenes() -> list[np.ndarray]:
+    """Textured scenes of several sizes (two of one size, to batch together)."""
+    a, b, _ = draw_pair(0, size=128)
+    wide = np.ascontiguousarray(np.concatenate([draw_pair(1, size=96)[0]] * 2, axis=1)[:80])  # 80 x 192
+    return [a, b, wide, draw_pair(2, size=160)[0]]
+
+
+def same(x: Segments, y: Segments) -> bool:
+    return x.boxes.shape == y.boxes.shape and np.allclose(x.boxes, y.boxes, atol=1e-3)
+
+
+def test_boxes_masks_scores_per_image(segmenter):
+    images = scenes()
+    out = segmenter.segment(images)
+    assert len(out) == len(images)
+    assert sum(len(s.boxes) for s in out) > 0
+    for image, s in zip(images, out, strict=True):
+        h, w = image.shape[:2]
+        k = len(s.boxes)
+        assert s.boxes.dtype == np.float32 and s.boxes.shape == (k, 4)
+        assert s.masks.dtype == bool and s.masks.shape == (k, h, w)  # retina masks: the input's size
+        assert s.scores.dtype == np.float32 and s.scores.shape == (k,)
+        x1, y1, x2, y2 = s.boxes.T
+        assert ((x1 >= 0) & (y1 >= 0) & (x1 <= x2) & (y1 <= y2) & (x2 <= w) & (y2 <= h)).all()
+        assert ((s.scores >= PAPER_SETTINGS["conf"]) & (s.scores <= 1)).all()
+        for box, mask in zip(s.boxes, s.masks, strict=True):  # a mask lies in its box
+            ys, xs = np.nonzero(mask)
+            if len(xs):
+                assert xs.min() >= box[0] - 1 and xs.max() <= box[2] and ys.min() >= box[1] - 1
+                assert ys.max() <= box[3]
+
+
+def test_different_images_give_different_boxes(segmenter):
+    boxes = [s.boxes for s in segmenter.segment(scenes()[:2])]
+    assert boxes[0].shape != boxes[1].shape or not np.allclose(boxes[0], boxes[1], atol=1.0)
+
+
+def test_colour_order_is_rgb(segmenter, tiny_models):
+    """Same as ultralytics itself given the BGR array; different when red and blue are swapped."""
+    from ultralytics import FastSAM
+
+    image = scenes()[0]
+    ours = segmenter.segment([image])[0]
+    direct = FastSAM(tiny_models("fastsam")["path"]).predict(
+        np.ascontiguousarray(image[..., ::-1]), **segmenter.settings, retina_masks=True, verbose=False
+    )[0]
+    np.testing.assert_allclose(ours.boxes, direct.boxes.xyxy.numpy(), atol=1e-4)
+    np.testing.assert_array_equal(ours.masks, direct.masks.data.numpy() > 0.5)
+    swapped = segmenter.segment([np.ascontiguousarray(image[..., ::-1])])[0]
+    assert not same(ours, swapped)
+
+
+def test_batched_equals_one_at_a_time(segmenter, monkeypatch):
+    images = scenes()
+    whole = segmenter.segment(images)
+    monkeypatch.setattr(segmenter, "batch_size", 1)
+    single = segmenter.segment(images)
+    for x, y in zip(whole, single, strict=True):
+        assert same(x, y)
+        np.testing.assert_allclose(x.scores, y.scores, atol=1e-4)
+        assert (x.masks != y.masks).mean() < 1e-3 if x.masks.size else True
+
+
+def test_empty_input_and_no_detections(segmenter):
+    assert segmenter.segment([]) == []
+    # square, so no letterbox padding either: nothing to find
+    (flat,) = segmenter.segment([np.zeros((64, 64, 3), np.uint8)])
+    assert flat.boxes.shape == (0, 4) and flat.boxes.dtype == np.float32
+    assert flat.masks.shape == (0, 64, 64) and flat.masks.dtype == bool
+    assert flat.scores.shape == (0,) and flat.scores.dtype == np.float32
+
+
+def test_settings_come_from_the_entry_else_the_paper(tiny_models):
+    entry = tiny_models("fastsam")
+    assert ModelPool({"f": ModelEntry(**entry)}).get("f").settings["imgsz"] == 128
+    entry.pop("imgsz")
+    settings = ModelPool({"f": ModelEntry(**entry, conf=0.2)}).get("f").settings
+    assert settings == {**PAPER_SETTINGS, "conf": 0.2, "device": "cpu"}
+
+
+def test_missing_or_wrong_path_fails_with_one_line_naming_the_model(tmp_path):
+    def load(path):
+        ModelPool({"my-sam": ModelEntry(role="segmenter", backend="ultralytics", path=str(path))}).get(
+            "my-sam"
+        )
+
+    with pytest.raises(ModelNotFound) as missing:
+        load(tmp_path / "FastSAM-x.pt")
+    (tmp_path / "fastsam.yaml").write_text("nc: 1\n")
+    with pytest.raises(UsageError) as not_weights:
+        load(tmp_path / "fastsam.yaml")
+    for error in (missing, not_weights):
+        message = str(error.value)
+        assert "my-sam" in message and "\n" not in message

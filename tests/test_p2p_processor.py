@@ -1,0 +1,171 @@
+"""The fused Prompt-to-Prompt processors against the explicit-probabilities reference, layer by layer.
+
+Each attention layer of the tiny SD 1.5 and SDXL UNets gets the inputs it sees in a real forward pass
+(two pairs, guidance on: batch 8); the engine's processor and `p2p_reference.ReferenceP2PProcessor`
+must agree within 1e-5 for refine and self-attention replacement, and the prior's sums must match the
+reference's explicit word columns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from p2p_reference import ReferenceP2PProcessor, tiny_pipeline
+
+from imgdiff.p2p import P2PConfig, PairRequest
+from imgdiff.p2p.pairs import build_controller
+from imgdiff.p2p.processor import P2PAttnProcessor
+from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+
+REQUESTS = [
+    PairRequest("a photo of a cat on the table", "a photo of a red zebra on the table", 0, "cat", "red zebra"),
+    PairRequest("a man sitting on a bench.", "a woman standing on a bench.", 1, "man", "woman"),
+]
+
+
+@pytest.fixture(scope="module", params=["sd15", "sdxl"])
+def pipe(request: pytest.FixtureRequest, tiny_models: Any) -> Any:
+    return tiny_pipeline(tiny_models(request.param))
+
+
+def layer_inputs(pipe: Any, batch: int) -> dict[str, tuple[Any, torch.Tensor, torch.Tensor | None]]:
+    """name -> (attention module, hidden states, encoder hidden states) from one UNet forward."""
+    unet = pipe.unet
+    seen: dict[str, tuple[Any, torch.Tensor, torch.Tensor | None]] = {}
+    stock = unet.attn_processors
+
+    class Record:
+        def __init__(self, name: str, original: Any) -> None:
+            self.name, self.original = name, original
+
+        def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None):
+            seen[self.name] = (attn, hidden_states, encoder_hidden_states)
+            return self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states)
+
+    g = torch.Generator().manual_seed(0)
+    extra = {}
+    if unet.config.addition_embed_type == "text_time":
+        extra = {
+            "added_cond_kwargs": {
+                "text_embeds": torch.randn(batch, pipe.text_encoder_2.config.projection_dim, generator=g),
+                "time_ids": torch.tensor([[64.0, 64, 0, 0, 64, 64]]).repeat(batch, 1),
+            }
+        }
+    unet.set_attn_processor({name: Record(name, proc) for name, proc in stock.items()})
+    try:
+        with torch.no_grad():
+            unet(
+                torch.randn(batch, 4, 32, 32, generator=g),
+                500,
+                encoder_hidden_states=torch.randn(batch, 77, unet.config.cross_attention_dim, generator=g),
+                **extra,
+            )
+    finally:
+        unet.set_attn_processor(stock)
+    return seen
+
+
+def reference_alignments(pipe: Any, requests: list[PairRequest] = REQUESTS) -> list[tuple[list[int], list[float]]]:
+    tok = pipe.tokenizer
+    return [refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77) for r in requests]
+
+
+def test_fused_form_equals_explicit_probabilities(pipe: Any) -> None:
+    config = P2PConfig(height=64, width=64, steps=10, self_max_queries=10**6, prior=False)
+    controller = build_controller(pipe, REQUESTS, config)
+    stock = pipe.unet.attn_processors
+    inputs = layer_inputs(pipe, controller.batch)
+    assert len(inputs) == len(stock) and controller.batch == 8
+    paths = []
+    controller.trace = paths
+    alignments = reference_alignments(pipe)
+    with torch.no_grad():
+        for name, (attn, hidden, context) in inputs.items():
+            fast = P2PAttnProcessor(controller, stock[name], name)
+            ref = ReferenceP2PProcessor(controller, stock[name], name, alignments=alignments)
+            plain = stock[name](attn, hidden, encoder_hidden_states=context)
+            got, want = fast(attn, hidden, context), ref(attn, hidden, context)
+            assert (got - want).abs().max() < 1e-5, name
+            # the source rows and the unconditional half are untouched, the targets are edited
+            untouched = [0, 1, 2, 3, 4, 6]
+            assert (got[untouched] - plain[untouched]).abs().max() < 1e-5, name
+            assert (got[[5, 7]] - plain[[5, 7]]).abs().max() > 1e-3, name
+    assert {path for _, path in paths} == {"self", "cross"}
+
+
+def test_unscheduled_steps_are_stock_bit_for_bit(pipe: Any) -> None:
+    config = P2PConfig(height=64, width=64, steps=10, cross_replace=0.5, self_replace=0.3, prior=False)
+    controller = build_controller(pipe, REQUESTS, config)
+    stock = pipe.unet.attn_processors
+    inputs = layer_inputs(pipe, controller.batch)
+    controller.step = 5  # past both fractions
+    controller.trace = []
+    with torch.no_grad():
+        for name, (attn, hidden, context) in inputs.items():
+            got = P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+            assert torch.equal(got, stock[name](attn, hidden, encoder_hidden_states=context))
+    assert {path for _, path in controller.trace} == {"stock"}
+    controller.step = 2  # cross-attention refine still on, self-attention replacement over
+    controller.trace = []
+    with torch.no_grad():
+        for name, (attn, hidden, context) in inputs.items():
+            P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+    assert all((path == "cross") == name.endswith("attn2.processor") for name, path in controller.trace)
+
+
+def test_self_replacement_only_up_to_the_query_limit(pipe: Any) -> None:
+    controller = build_controller(pipe, REQUESTS, P2PConfig(height=64, width=64, self_max_queries=64, prior=False))
+    stock = pipe.unet.attn_processors
+    inputs = layer_inputs(pipe, controller.batch)
+    controller.trace = []
+    with torch.no_grad():
+        for name, (attn, hidden, context) in inputs.items():
+            if context is None:
+                P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+    edited = {name for name, path in controller.trace if path == "self"}
+    small = {name for name, (_, hidden, context) in inputs.items() if context is None and hidden.shape[1] <= 64}
+    assert edited == small and 0 < len(small) < len(controller.trace)  # 8x8 layers only, not 16x16
+
+
+def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
+    config = P2PConfig(height=64, width=64, steps=10, cross_replace=0.5, self_max_queries=10**6, prior=True)
+    # the third pair's target phrase holds an aligned word ("table"), whose map is the source's on
+    # refined steps: the prior must follow the refine map, not just the target's own columns
+    requests = [*REQUESTS, PairRequest("a cat on the table", "a cat on the big table", 2, "table", "big table")]
+    controller = build_controller(pipe, requests, config)
+    prior = controller.prior
+    assert prior is not None and prior.grid == (8, 8)  # 64 px / 32 has no layer: nearest grid
+    stock = pipe.unet.attn_processors
+    inputs = layer_inputs(pipe, controller.batch)
+    tok = pipe.tokenizer
+    # positions written out from the tokeniser: "cat" after "a photo of a", "red zebra" likewise, etc.
+    def span(before: str, words: str) -> list[int]:
+        start = 1 + len(tok(before, add_special_tokens=False).input_ids)
+        return list(range(start, start + len(tok(words, add_special_tokens=False).input_ids)))
+
+    words = [
+        (span("a photo of a", "cat"), span("a photo of a", "red zebra")),
+        (span("a", "man"), span("a", "woman")),
+        (span("a cat on the", "table"), span("a cat on the", "big table")),
+    ]
+    store = {"a": torch.zeros(3, 64), "b": torch.zeros(3, 64)}
+    alignments = reference_alignments(pipe, requests)
+    with torch.no_grad():
+        for edited_step in (0, 9):  # refine on, then off (cross_replace 0.5 of 10 steps)
+            controller.step = edited_step
+            for name, (attn, hidden, context) in inputs.items():
+                if context is None:
+                    continue
+                P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+                ReferenceP2PProcessor(
+                    controller, stock[name], alignments=alignments, words=words, store=store, prior_queries=64
+                )(attn, hidden, context)
+    maps = prior.maps()
+    for i in range(3):
+        for channel, key in enumerate("ab"):
+            want = store[key][i] / store[key][i].max()
+            got = torch.from_numpy(maps[i][channel].astype("float32")).flatten()
+            assert (got - want).abs().max() < 2e-3
+        assert maps[i].dtype.name == "float16" and maps[i].shape == (2, 8, 8)

@@ -1,0 +1,106 @@
+"""The built-in `img-diff` recipe end to end through the CLI, on tiny models: captions -> LLM edits
+(a real local OpenAI-compatible server with scripted answers) -> Prompt-to-Prompt pairs on a tiny
+SDXL -> pixel pair filter -> pixel regions -> template descriptions -> LLaVA export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgdiff.cli import main
+from imgdiff.record import Record
+from openai_server import ChatServer
+
+# caption, old object, new object: the edit the scripted LLM answers for that caption
+CAPTIONS = [
+    ("a cat sitting on a bench", "cat", "dog"),
+    ("a man standing next to a car", "car", "bus"),
+    ("a red apple on a plate", "apple", "banana"),
+    ("a small dog in front of a tree", "dog", "cat"),
+]
+# What the weight-free filters may reject a random-weight pair for (their threshold settings'
+# codes); anything else would be a crash or a bug.
+PIXEL_REASONS = {
+    "similarity_min",
+    "similarity_max",
+    "structure_min",
+    "changed_area_min",
+    "changed_area_max",
+    "median_diff_max",
+    "size_mismatch",
+    "no_regions",
+}
+
+
+def scripted_edit(body: dict[str, Any]) -> str:
+    """The LLM's answer: the one-object edit of whichever test caption the prompt asks about."""
+    text = "\n".join(m["content"] for m in body["messages"] if isinstance(m.get("content"), str))
+    asked = [c for c in CAPTIONS if c[0] in text]
+    assert len(asked) == 1, f"the prompt names {len(asked)} test captions"
+    caption, old, new = asked[0]
+    return json.dumps({"edited_caption": caption.replace(old, new), "old_object": old, "new_object": new})
+
+
+def _run(out: Path, captions: Path, server: ChatServer, diffusion: dict[str, Any]) -> int:
+    sets = {
+        "source.path": captions,
+        "models.qwen.backend": "openai",
+        "models.qwen.id": "null",
+        "models.qwen.base_url": server.url,
+        "models.qwen.model": "scripted",
+        "models.sdxl.id": "null",
+        "models.sdxl.path": diffusion["path"],
+        "generate.size": 64,
+        "generate.steps": 2,
+    }
+    args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
+    return main(["run", "img-diff", "--out", str(out), "--no-progress", *args])
+
+
+def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> None:
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps([{"image_id": i, "caption": c} for i, (c, _, _) in enumerate(CAPTIONS)]))
+    out = tmp_path / "run"
+    with ChatServer(scripted_edit) as server:
+        assert _run(out, captions, server, tiny_models("sdxl")) == 0
+        assert len(server.requests) >= len(CAPTIONS)
+
+    records = [Record.from_dict(json.loads(line)) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == len(CAPTIONS)
+    for record, (caption, old, new) in zip(records, CAPTIONS, strict=True):
+        assert record.caption_a == caption and record.caption_b == caption.replace(old, new)
+        assert (record.edit.old, record.edit.new) == (old, new)
+        assert record.rejected_by not in ("source", "edit", "generate"), record.reason
+        assert record.generation["seed"] == record.seed and record.generation["height"] == 64
+        for rel in (record.images["a"], record.images["b"], record.aux["prior"]):
+            assert (out / rel).is_file()
+
+    stats = json.loads((out / "stats.json").read_text())
+    funnel = {s["stage"]: s for s in stats["stages"]}
+    assert list(funnel) == ["source", "edit", "generate", "pair_filter", "regions", "describe"]
+    assert funnel["generate"]["in"] == funnel["generate"]["kept"] == len(CAPTIONS)
+    assert stats["complete"] and stats["records"] == len(CAPTIONS)
+    for stage in ("pair_filter", "regions", "describe"):
+        assert set(funnel[stage]["rejected"]) <= PIXEL_REASONS, funnel[stage]["rejected"]
+    assert stats["kept"] == funnel["describe"]["kept"]
+    assert (out / "export" / "llava").is_dir()
+
+
+def test_img_diff_is_a_builtin_recipe(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recipes", "list"]) == 0
+    assert "img-diff" in capsys.readouterr().out
+    assert main(["recipes", "show", "img-diff"]) == 0
+    shown = capsys.readouterr().out
+    assert "type: captions" in shown and "method: p2p" in shown and "pairs_per_call: 4" in shown
+
+
+def test_img_diff_without_a_captions_file_says_which_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no captions_train2017.json here
+    assert main(["run", "img-diff", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "source.path" in err and "captions_train2017.json" in err
