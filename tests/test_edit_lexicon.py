@@ -57,6 +57,10 @@ def test_plurals_keep_their_number() -> None:
     (mention,) = [m for m in find_mentions("A herd of sheep in a field")[0] if m.obj.name == "sheep"]
     assert mention.plural  # "sheep" takes its number from the words around it
     assert not find_mentions("A sheep in a field")[0][0].plural
+    herd = find_mentions("A herd of zebra on a plain")[0][0]
+    assert (
+        replace("A herd of zebra on a plain", herd, _obj("elephant"))[0] == "A herd of elephants on a plain"
+    )
     assert replace("Three knives on a table", find_mentions("Three knives on a table")[0][0], _obj("fork"))[
         0
     ] == ("Three forks on a table")
@@ -107,6 +111,8 @@ def test_multi_word_objects() -> None:
         ("people wearing glasses", ["people"]),  # spectacles or drinking glasses: left alone
         ("a dog-friendly cafe with a dog", ["dog"]),
         ("A baseball player swinging a bat", ["baseball player", "bat"]),
+        ("people playing frisbee after a game of frisbee with a frisbee", ["people", "frisbee"]),
+        ("a bus stop sign next to a stop sign", ["stop sign"]),
     ],
 )
 def test_modifiers_and_compounds_are_not_replaced(caption: str, objects_found: list[str]) -> None:

@@ -16,7 +16,7 @@ TEXTS = ["a photo of a cat", "a red car next to a tree", "bus", "", "an apple on
 
 @pytest.fixture(scope="module")
 def matcher(tiny_models) -> BlipMatcher:
-    return ModelPool({"blip": ModelEntry(**tiny_models("blip"))}).get("blip")
+    return ModelPool({"blip": ModelEntry(**tiny_models("blip"), device="cpu")}).get("blip")
 
 
 def images() -> list[np.ndarray]:

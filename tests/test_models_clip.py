@@ -17,7 +17,7 @@ TEXTS = ["a photo of a cat", "a red car next to a tree", "bus", "", "an apple on
 
 @pytest.fixture(scope="module")
 def embedder(tiny_models) -> ClipEmbedder:
-    return ModelPool({"clip": ModelEntry(**tiny_models("clip"))}).get("clip")
+    return ModelPool({"clip": ModelEntry(**tiny_models("clip"), device="cpu")}).get("clip")
 
 
 def images() -> list[np.ndarray]:

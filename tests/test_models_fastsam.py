@@ -17,7 +17,7 @@ pytest.importorskip("ultralytics")
 
 @pytest.fixture(scope="module")
 def segmenter(tiny_models) -> FastSamSegmenter:
-    return ModelPool({"fastsam": ModelEntry(**tiny_models("fastsam"))}).get("fastsam")
+    return ModelPool({"fastsam": ModelEntry(**tiny_models("fastsam"), device="cpu")}).get("fastsam")
 
 
 def scenes() -> list[np.ndarray]:

@@ -35,7 +35,6 @@ def test_builtin_recipe_by_name(tmp_path: Path) -> None:
     [
         ([{"pair_filter": {}}], "method: missing, expected one of: pixel"),
         ([{"pair_filter": {"method": "clipp"}}], "'clipp', expected one of: pixel"),
-        ([{"generate": {"method": "p2p"}}], "stage 'generate' is not available"),
         ([{"pair_fliter": {"method": "pixel"}}], "did you mean 'pair_filter'"),
         ([{"pair_filter": {"method": "pixel"}}, {"pair_filter": {"method": "pixel"}}], "appears twice"),
         (["pair_filter"], "each stage is one mapping"),
@@ -44,6 +43,17 @@ def test_builtin_recipe_by_name(tmp_path: Path) -> None:
 def test_bad_stage_entries(pairs_file: Path, stages: list, message: str) -> None:
     raw = {**pixel_recipe(pairs_file), "stages": stages}
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_recipe(raw)
+
+
+def test_a_flow_stage_missing_from_this_version_says_so(
+    pairs_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgdiff import stages
+
+    monkeypatch.delitem(stages.STAGES, "generate")
+    raw = {**pixel_recipe(pairs_file), "stages": [{"generate": {"method": "p2p"}}]}
+    with pytest.raises(UsageError, match="stage 'generate' is not available in this version"):
         load_recipe(raw)
 
 

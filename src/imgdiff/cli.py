@@ -223,11 +223,9 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _make_tiny(out: Path, only: str | None) -> int:
-    import yaml
-
     from imgdiff.errors import did_you_mean
     from imgdiff.models import missing_package
-    from imgdiff.models.tiny import TINY, build_tiny, tiny_recipe
+    from imgdiff.models.tiny import TINY, make_tiny
 
     names = list(dict.fromkeys(n.strip() for n in only.split(",") if n.strip())) if only else list(TINY)
     for name in names:
@@ -235,27 +233,23 @@ def _make_tiny(out: Path, only: str | None) -> int:
             raise UsageError(f"make-tiny --only: unknown model '{name}'{did_you_mean(name, TINY)}")
     if not names:
         raise UsageError(f"make-tiny --only: no model named (valid: {', '.join(TINY)})")
-    entries = {}
-    for name in names:
-        print(f"{name}: building ...", end=" ", flush=True)
-        try:
-            entries[name] = build_tiny(name, out)
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").startswith("imgdiff"):
-                raise
-            print(flush=True)
-            raise missing_package(name, exc) from None
-        print(entries[name]["path"], flush=True)
-    recipe = tiny_recipe(entries)
-    (out / "models.yaml").write_text(yaml.safe_dump({"models": entries}, sort_keys=False))
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    print(f"building {len(names)} tiny model(s) in {out}", flush=True)
+    built: list[str] = []
+
+    def report(name: str, entry: dict[str, Any]) -> None:
+        built.append(name)
+        print(f"  {name}: {entry['path']}", flush=True)
+
+    try:
+        make_tiny(out, names, on_built=report)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("imgdiff"):
+            raise
+        raise missing_package(names[len(built)], exc) from None
     line = (
         f"wrote {out / 'recipe.yaml'} and {out / 'models.yaml'}; to see the models load and run (random "
         f"weights: the outputs are noise): imgdiff run {out / 'recipe.yaml'} --out RUN --limit 8"
     )
-    source = (recipe.get("source") or {}).get("path")
-    if source and not Path(source).exists():
-        line += f" --set source.path=FILE ({source} is not here)"
     print(line)
     return 0
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from imgdiff.models.clip import pixel_values
 from imgdiff.models.loading import device_of, dtype_of, locate
 from imgdiff.models.tiny import TINY_WORDS
 
@@ -54,9 +55,7 @@ class BlipMatcher:
         from torch.nn.functional import normalize
 
         model = self.model
-        chunk = [np.ascontiguousarray(image) for image in images]
-        # channels_last: a 3-pixel-high crop must not be read as channels-first
-        pixels = self.image_processor(chunk, return_tensors="pt", input_data_format="channels_last")
+        pixels = pixel_values(self.image_processor, images, self.device, self.dtype)
         tokens = self.tokenizer(
             list(texts),
             padding=True,
@@ -66,9 +65,7 @@ class BlipMatcher:
             return_token_type_ids=False,
         ).to(self.device)
         # 1. the vision tower, once for both heads
-        image_embeds = model.vision_model(
-            pixel_values=pixels["pixel_values"].to(self.device, self.dtype)
-        ).last_hidden_state
+        image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
         # 2. ITM head: the text encoder cross-attends to the image; logit 1 means "matches"
         fused = model.text_encoder(
             input_ids=tokens["input_ids"],

@@ -40,11 +40,9 @@ class ClipEmbedder:
         rows = [np.zeros((0, self.dim), np.float32)]
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                chunk = [np.ascontiguousarray(image) for image in images[start : start + self.batch_size]]
-                # channels_last: a 3-pixel-high crop must not be read as channels-first
-                pixels = self.image_processor(chunk, return_tensors="pt", input_data_format="channels_last")
-                pixel_values = pixels["pixel_values"].to(self.device, self.dtype)
-                rows.append(_unit_rows(self.model.get_image_features(pixel_values=pixel_values)))
+                chunk = images[start : start + self.batch_size]
+                pixels = pixel_values(self.image_processor, chunk, self.device, self.dtype)
+                rows.append(_unit_rows(self.model.get_image_features(pixel_values=pixels)))
         return np.concatenate(rows)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -74,6 +72,34 @@ class ClipEmbedder:
         # verbose=False: counting a long text is the point, not a reason to warn
         ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         return [len(row) for row in ids]
+
+
+def pixel_values(image_processor: Any, images: list[np.ndarray], device: str, dtype: Any) -> Any:
+    """The processor's pixel tensor for RGB uint8 images of any size, on `device` in `dtype`.
+
+    A torchvision-based processor resizes on the model's device: on a GPU, resizing on the CPU
+    costs more than CLIP's forward (METHOD-sized crops: ~600 crops/s against ~2,800 on the GPU)."""
+    extra = {"device": device} if _resizes_on_device(image_processor) else {}
+    batch = image_processor(
+        [np.ascontiguousarray(image) for image in images],
+        return_tensors="pt",
+        input_data_format="channels_last",  # a 3-pixel-high crop must not be read as channels-first
+        **extra,
+    )
+    return batch["pixel_values"].to(device, dtype)
+
+
+def _resizes_on_device(image_processor: Any) -> bool:
+    """Whether the image processor is torchvision-based (takes `device=`): transformers 5's
+    default, 4.x's "fast" processors; the PIL/numpy ones are not."""
+    try:  # transformers 5
+        from transformers.image_processing_backends import TorchvisionBackend as Torchvision
+    except ImportError:
+        try:  # transformers 4.x
+            from transformers.image_processing_utils_fast import BaseImageProcessorFast as Torchvision
+        except ImportError:
+            return False
+    return isinstance(image_processor, Torchvision)
 
 
 def _unit_rows(features: Any) -> np.ndarray:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,13 +45,24 @@ TINY_WORDS = (
 )
 
 
-def make_tiny(out: Path, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Build the named tiny models (all by default) under `out`, write `models.yaml` and
-    `recipe.yaml` there, and return the model entries."""
+def make_tiny(
+    out: Path,
+    names: Iterable[str] | None = None,
+    on_built: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Build the named tiny models (all by default) under `out`, write `models.yaml`,
+    `captions.txt` and `recipe.yaml` there, and return the model entries. `on_built(name, entry)`
+    is called after each model (progress)."""
     chosen = list(names) if names is not None else list(TINY)
-    entries = {name: build_tiny(name, out) for name in chosen}
+    entries = {}
+    for name in chosen:
+        entries[name] = build_tiny(name, out)
+        if on_built is not None:
+            on_built(name, entries[name])
     (out / "models.yaml").write_text(yaml.safe_dump({"models": entries}, sort_keys=False))
-    (out / "recipe.yaml").write_text(yaml.safe_dump(tiny_recipe(entries), sort_keys=False))
+    (out / "captions.txt").write_text("\n".join(TINY_CAPTIONS) + "\n")
+    recipe = tiny_recipe(entries, out / "captions.txt")
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     return entries
 
 
@@ -66,19 +77,40 @@ def build_tiny(name: str, out: Path) -> dict[str, Any]:
     return {**fields, "path": str(Path(made).resolve())}
 
 
-def tiny_recipe(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The `img-diff` recipe with its model entries swapped for the tiny ones (the quickstart
-    before `img-diff` exists), at a size tiny models can run."""
+def tiny_recipe(entries: dict[str, dict[str, Any]], captions: Path | None = None) -> dict[str, Any]:
+    """The `img-diff` recipe on the tiny models, at a size they can run: each of its model entries
+    is replaced by the tiny entry of the same role (SDXL for diffusion when built). When the tiny set
+    lacks a role `img-diff` needs, the weight-free quickstart with the tiny entries listed."""
     from imgdiff.recipe import builtin_recipes
 
     recipes = builtin_recipes()
-    raw = yaml.safe_load(recipes["img-diff" if "img-diff" in recipes else "quickstart"].read_text())
-    raw["models"] = {name: dict(entry) for name, entry in entries.items()}
+    by_role: dict[str, str] = {}
+    for name, entry in sorted(entries.items(), key=lambda item: item[0] != "sdxl"):
+        by_role.setdefault(entry["role"], name)
+    raw = yaml.safe_load(recipes.get("img-diff", recipes["quickstart"]))
+    named = raw.get("models") or {}
+    if any(entry["role"] not in by_role for entry in named.values()):
+        raw, named = yaml.safe_load(recipes["quickstart"]), {}
+    raw["models"] = {
+        **{name: dict(entry) for name, entry in entries.items()},
+        **{name: dict(entries[by_role[entry["role"]]]) for name, entry in named.items()},
+    }
+    if captions is not None and raw["source"].get("type") == "captions":
+        raw["source"]["path"] = str(captions.resolve())
     for stage in raw.get("stages") or []:
         ((name, settings),) = stage.items()
         if name == "generate" and settings is not None:
-            settings.update({"diffusion": "sdxl" if "sdxl" in entries else "sd15", "size": 64, "steps": 2})
+            settings.update({"size": 64, "steps": 2})
     return raw
+
+
+# Captions for the tiny recipe's `captions` source (tiny models make noise of any caption).
+TINY_CAPTIONS = (
+    "a cat sitting on a wooden bench",
+    "a red car parked next to a tree",
+    "a man standing in front of a bus",
+    "an apple on a white plate",
+)
 
 
 @lru_cache(maxsize=1)

@@ -4,16 +4,18 @@ super-category, without weights ("a dog on a sofa" -> "a rabbit on a sofa").
 Reading a caption: its words are matched against the vocabulary (`vocabulary.py`), longest phrase
 first ("teddy bear" before "bear"). A match is an object that may be replaced unless it modifies the
 next word ("train station", "computer desk", "orange cat"), is possessive or hyphenated ("man's",
-"dog-friendly"), is part of a compound that names no such object ("home plate"), is ambiguous
-("glasses"), or is a colour word without a determiner ("orange and white").
+"dog-friendly"), is part of a compound that names no such object ("home plate"), names a game
+("playing frisbee", "a game of frisbee"), is ambiguous ("glasses"), or is a colour word without a
+determiner ("orange and white").
 
 Replacing it: by an object of the same super-category that may be a new object (person roles such as
 "skier" are only replaced), that the caption does not name already and that no sibling edit used,
 in the same number ("two dogs" -> "two cats"; "sheep" or "broccoli" take their number from the
-words around them), with "a"/"an" fixed and a leading capital kept. Modifiers stay ("a red car" ->
-"a red van"), which keeps the two prompts aligned word for word. Where a caption uses gendered
-pronouns, a person is replaced only by people those pronouns fit ("a man holding his phone" -> "a
-boy holding his phone"). The child's seed picks which object to replace and by what.
+words around them, and "a herd of zebra" is plural), with "a"/"an" fixed and a leading capital
+kept. Modifiers stay ("a red car" -> "a red van"), which keeps the two prompts aligned word for
+word. Where a caption uses gendered pronouns, a person is replaced only by people those pronouns
+fit ("a man holding his phone" -> "a boy holding his phone"). The child's seed picks which object
+to replace and by what.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from imgdiff.stages.edit import CHECKED, REFERENCE, EditSettings, EditStage
 from imgdiff.stages.edit.validate import words
 from imgdiff.stages.edit.vocabulary import (
     AMBIGUOUS,
+    COLLECTIVES,
     COLOURS,
     DETERMINERS,
+    GAMES,
     HEADS,
     MANY,
     NOT_OBJECTS,
@@ -122,28 +126,47 @@ def find_mentions(caption: str) -> tuple[list[Mention], set[str]]:
             continue
         obj, number = hit
         named.add(obj.name)
-        phrase = " ".join(lower[i : i + n])
-        before = lower[i - 1] if i > 0 and _joined(caption, tokens[i - 1], tokens[i]) else ""
-        after = (
-            lower[i + n] if i + n < len(tokens) and _joined(caption, tokens[i + n - 1], tokens[i + n]) else ""
-        )
-        after_two = " ".join(lower[i + n : i + n + 2]) if after else ""
         start, end = tokens[i].start(), tokens[i + n - 1].end()
-        modifier = after in HEADS or after in forms() or after_two in forms()
-        if not (
-            modifier
-            or phrase in AMBIGUOUS
-            or f"{before} {phrase}" in NOT_OBJECTS
-            or (phrase in COLOURS and before not in DETERMINERS | set(NUMBERS) | MANY)
-            or caption[start - 1 : start] == "-"
-            or caption[end : end + 1] == "-"
+        around = _Around.of(caption, tokens, lower, i, i + n)
+        if _replaceable(
+            " ".join(lower[i : i + n]), around, caption[start - 1 : start] + caption[end : end + 1]
         ):
-            plural = number == "plural" or (
-                number == "either" and before not in _SINGULAR_BEFORE and after not in _SINGULAR_AFTER
-            )
+            collective = around.before == "of" and around.before_two.split(" ")[0] in COLLECTIVES
+            either = around.before not in _SINGULAR_BEFORE and around.after not in _SINGULAR_AFTER
+            plural = number == "plural" or collective or (number == "either" and either)
             mentions.append(Mention(start, end, obj, plural))
         i += n
     return mentions, named
+
+
+@dataclass(frozen=True)
+class _Around:
+    """The words right before and after a phrase (only across whitespace: "dog-friendly" has none)."""
+
+    before: str
+    before_two: str
+    after: str
+    after_two: str
+
+    @classmethod
+    def of(cls, caption: str, tokens: list[re.Match[str]], lower: list[str], i: int, j: int) -> _Around:
+        before = lower[i - 1] if i > 0 and _joined(caption, tokens[i - 1], tokens[i]) else ""
+        after = lower[j] if j < len(tokens) and _joined(caption, tokens[j - 1], tokens[j]) else ""
+        return cls(
+            before,
+            " ".join(lower[i - 2 : i]) if i > 1 and before else "",
+            after,
+            " ".join(lower[j : j + 2]) if after else "",
+        )
+
+
+def _replaceable(phrase: str, around: _Around, edges: str) -> bool:
+    """Whether a vocabulary phrase is an object to replace where it stands (see the module doc)."""
+    modifier = around.after in HEADS or around.after in forms() or around.after_two in forms()
+    compound = f"{around.before} {phrase}" in NOT_OBJECTS or f"{around.before_two} {phrase}" in NOT_OBJECTS
+    game = around.before in GAMES or around.before_two in GAMES
+    colour = phrase in COLOURS and around.before not in DETERMINERS | set(NUMBERS) | MANY
+    return not (modifier or compound or game or colour or phrase in AMBIGUOUS or "-" in edges)
 
 
 def targets(obj: VocabObject, excluded: set[str], context: set[str]) -> list[VocabObject]:

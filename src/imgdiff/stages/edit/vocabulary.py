@@ -220,7 +220,8 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "wearable": ("tie", "hat; cap, baseball cap; helmet; pair of sunglasses/sunglasses; "
                  "scarf; necklace; belt; bow tie"),
     "board": ("skis, snowboard, skateboard, surfboard", "sled; wakeboard; paddle board"),
-    "sports gear": ("frisbee, sports ball, kite, baseball bat, baseball glove, tennis racket",
+    "flown": ("kite", "drone; model airplane"),
+    "sports gear": ("frisbee, sports ball, baseball bat, baseball glove, tennis racket",
                     "golf club; hockey stick; boomerang"),
     "decor": ("clock, vase", "lamp; candle; picture frame; painting; mirror; pillow"),
     "small item": ("book, scissors, teddy bear, hair drier, toothbrush", "doll; magazine; pen; comb; "
@@ -262,7 +263,14 @@ AMBIGUOUS = {"glasses"}
 # Colour words that are objects only after a determiner or a number ("an orange", not "orange cat").
 COLOURS = {"orange"}
 # Two-word phrases whose second word is an object word but that name no such object.
-NOT_OBJECTS = {"home plate", "license plate", "train car", "cable car", "hot plate"}
+NOT_OBJECTS = {"home plate", "license plate", "train car", "cable car", "hot plate", "bus stop sign"}
+# "<word> of" before a singular noun that makes it plural in meaning: "a herd of zebra".
+COLLECTIVES = {
+    "herd", "flock", "group", "bunch", "pile", "couple", "lot", "lots", "number", "set", "row", "line",
+    "stack", "pack", "team", "crowd", "fleet", "pair", "few", "variety", "collection", "assortment",
+}  # fmt: skip
+# Words before a sport's object that make it the game, not a thing: "playing frisbee", "a game of".
+GAMES = {"playing", "play", "plays", "played", "game of"}
 
 
 @dataclass(frozen=True)

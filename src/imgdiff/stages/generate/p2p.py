@@ -237,7 +237,8 @@ class P2PGenerate(Stage):
                 self._generate(rest)
             return
         seconds = time.perf_counter() - started
-        log.info("generate: %d pairs in one call, %.2f s per pair", len(group), seconds / len(group))
+        pairs = f"{len(group)} pair{'s' if len(group) > 1 else ''}"
+        log.info("generate: %s in one call, %.2f s per pair", pairs, seconds / len(group))
         for (record, _), images in zip(group, results, strict=True):
             self._keep(record, images)
 
