@@ -93,7 +93,7 @@ def test_empty_input_and_no_detections(segmenter):
 
 
 def test_settings_come_from_the_entry_else_the_paper(tiny_models):
-    entry = tiny_models("fastsam")
+    entry = {**tiny_models("fastsam"), "device": "cpu"}
     assert ModelPool({"f": ModelEntry(**entry)}).get("f").settings["imgsz"] == 128
     entry.pop("imgsz")
     settings = ModelPool({"f": ModelEntry(**entry, conf=0.2)}).get("f").settings

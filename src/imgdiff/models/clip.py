@@ -78,7 +78,8 @@ def pixel_values(image_processor: Any, images: list[np.ndarray], device: str, dt
     """The processor's pixel tensor for RGB uint8 images of any size, on `device` in `dtype`.
 
     A torchvision-based processor resizes on the model's device: on a GPU, resizing on the CPU
-    costs more than CLIP's forward (METHOD-sized crops: ~600 crops/s against ~2,800 on the GPU)."""
+    costs more than CLIP's forward (crops of 8-200 px to 224 px: about 600 crops/s on 16 CPU cores,
+    2,800 on an H200, whose ViT-B/32 tower embeds some 27,000 crops/s)."""
     extra = {"device": device} if _resizes_on_device(image_processor) else {}
     batch = image_processor(
         [np.ascontiguousarray(image) for image in images],
