@@ -10,8 +10,10 @@ proves that the engine's fused form computes the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import torch
 
 
@@ -86,3 +88,13 @@ def tiny_pipeline(entry: dict[str, Any]) -> Any:
     pipe = DiffusionPipeline.from_pretrained(entry["path"])
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a busy 2-core machine two spinning threads make
+    each call 10-50x slower; the setting is put back after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import imgdiff
 from conftest import SHARED_DATA
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed
@@ -215,3 +216,27 @@ def test_real_captions_mostly_get_a_valid_edit_and_every_output_validates() -> N
         valid[name] = sum(r.kept for r in out) / len(captions)
     pooled = sum(valid[n] * len(sets[n]) for n in sets) / sum(len(c) for c in sets.values())
     assert pooled >= 0.8 and min(valid.values()) >= 0.8, valid
+
+
+def test_a_recipe_runs_captions_edit_then_generate(tmp_path: Path, tiny_models: Any) -> None:
+    captions = tmp_path / "captions.txt"
+    captions.write_text("A dog on a sofa.\nA cat on a bench.\nA sky.\n")
+    recipe = {
+        "seed": 0,
+        "source": {"type": "captions", "path": str(captions)},
+        "models": {"sd15": tiny_models("sd15")},
+        "stages": [
+            {"edit": {"method": "lexicon"}},
+            {"generate": {"method": "p2p", "preset": "sd15", "diffusion": "sd15", "size": 64, "steps": 2}},
+        ],
+    }
+    imgdiff.run(recipe, tmp_path / "run")
+    records = imgdiff.load_records(tmp_path / "run")
+    assert [(r.status, r.rejected_by) for r in records] == [
+        ("kept", None),
+        ("kept", None),
+        ("rejected", "edit"),
+    ]
+    for record in records[:2]:
+        assert record.edit is not None and record.edit.new in record.caption_b
+        assert (tmp_path / "run" / record.images["b"]).is_file() and record.generation["seed"] == record.seed

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from imgdiff.models import ModelEntry, ModelPool
-from imgdiff.record import Record, derive_seed
+from imgdiff.record import Edit, Record, derive_seed
 from imgdiff.stages.edit.llm import LLMEdit, parse_answer
 from imgdiff.store import ImageLoader
 from openai_server import ChatServer
@@ -150,6 +150,29 @@ def test_fan_out_names_the_siblings_objects_and_rejects_duplicates() -> None:
     ]
     assert sum("Do not use any of these as the new entity: cat." in p for p in prompts) == 2
     assert out[3].caption_b == "A rabbit on a bed." and len({r.seed for r in out}) == 4
+
+
+def test_an_earlier_edit_of_the_record_is_neither_kept_nor_avoided() -> None:
+    script = {"A dog on a sofa.": ["no idea"] * 2}
+    with ChatServer(_scripted(script)) as server:
+        stage = LLMEdit(LLMEdit.resolve_settings({"llm": "llm", "max_attempts": 2}, "test"))
+        stage.setup(ModelPool({"llm": ModelEntry(**_entry(server))}), ImageLoader(Path(".")))
+        given = Record(
+            "0" * 12,
+            0,
+            1,
+            caption_a="A dog on a sofa.",
+            caption_b="A cat on a sofa.",
+            edit=Edit("dog", "cat"),
+        )
+        (child,) = stage([given])
+        prompts = [body["messages"][-1]["content"] for body in server.requests]
+    assert (child.caption_b, child.edit, child.reason) == (
+        "",
+        None,
+        "unparseable: no JSON object in the answer (after 2 attempts)",
+    )
+    assert len(prompts) == 2 and not any("Do not use" in p for p in prompts)
 
 
 def test_presets_reach_the_request() -> None:

@@ -8,6 +8,7 @@ from imgdiff.stages.edit.validate import (
     BadCaption,
     check_edit,
     clean_caption,
+    diff_edit,
     find_phrase,
     length_ratio,
     meta_talk,
@@ -121,5 +122,9 @@ def test_helpers() -> None:
     assert same_object(["man"], ["guy"]) and same_object(["brown", "dog"], ["puppy"])
     assert not same_object(["teddy", "bear"], ["bear"])
     assert meta_talk("Here is the edited caption") is not None and meta_talk("A cat on a mat") is None
+    assert meta_talk("The dog was replaced by a cat.") == "was replaced by"
+    assert diff_edit("An apple on a table.", "A banana on a table.") == ("apple", "banana")
+    assert diff_edit("A dog on a mat.", "A cat on a rug.") == ("dog", "cat")  # the first change only
+    assert diff_edit("A dog on a mat.", "a dog on a mat") == ("", "")
     assert reference_filter("The dog was REPLACED by a cat") == "replac"
     assert reference_filter("A cat becomes a dog") == "become" and reference_filter("a cat on a mat") is None

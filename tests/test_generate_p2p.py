@@ -22,7 +22,7 @@ from imgdiff.store import ImageLoader
 from pairs_data import write_pairs
 from stage_contract import StageContract
 
-SIZE = 64
+SIZE = 32
 SETTINGS = {"preset": "sd15", "diffusion": "sd15", "size": SIZE, "steps": 2, "pairs_per_call": 4}
 
 
@@ -191,20 +191,27 @@ def _pairs_in_call(args: tuple, kwargs: dict[str, Any]) -> int:
     return kwargs["prompt_embeds"].shape[0] // 2
 
 
+@pytest.mark.parametrize(("pairs", "calls"), [(4, [4, 2, 2]), (3, [3, 2, 1])])
 def test_out_of_memory_halves_pairs_per_call_and_retries(
-    pool: ModelPool, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    pool: ModelPool,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    pairs: int,
+    calls: list[int],
 ) -> None:
-    expected = _stage(pool, pairs_per_call=2)(_batch(4))
+    expected = _stage(pool, pairs_per_call=2)(_batch(pairs))
     seen = _failing_pipeline(monkeypatch, pool, above=2, times=1)
     stage = _stage(pool, pairs_per_call=4)
     with caplog.at_level(logging.WARNING, logger="imgdiff"):
-        records = stage(_batch(4))
-    assert seen == [4, 2, 2] and stage.pairs_per_call == 2
+        records = stage(_batch(pairs))
+    assert seen == calls and stage.pairs_per_call == 2
     assert "pairs_per_call lowered to 2" in caplog.text
     assert all(r.kept for r in records)
     for x, y in zip(_pixels(records), _pixels(expected), strict=True):  # same calls, same bytes
         assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
-    assert stage(_batch(1))[0].kept and seen[-1] == 1  # the lowered size stays for later batches
+    seen.clear()
+    stage(_batch(pairs))
+    assert max(seen) == 2  # the lowered size stays for the worker's later batches
 
 
 def test_out_of_memory_at_one_pair_rejects_that_record_and_goes_on(

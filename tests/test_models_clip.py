@@ -9,6 +9,7 @@ import torch
 from imgdiff.models import ModelEntry, ModelPool
 from imgdiff.models.clip import ClipEmbedder
 from imgdiff.models.loading import ModelNotFound
+from imgdiff.models.roles import cosine_matrix, cosine_rows
 
 # Sizes that trip image processors: one pixel, 3 pixels high (readable as channels-first), tall, wide.
 SIZES = [(1, 1), (3, 50), (40, 30), (64, 64), (200, 17), (17, 300)]
@@ -69,6 +70,12 @@ def test_empty_inputs(embedder):
     assert embedder.count_text_tokens([]) == []
 
 
+@pytest.mark.parametrize("shape", [(0, 10, 3), (10, 0, 3), (10, 10), (10, 10, 4)])
+def test_an_image_without_pixels_or_not_rgb_is_named(embedder, shape):
+    with pytest.raises(ValueError, match=r"image 1: expected an RGB array"):
+        embedder.embed_images([images()[0], np.zeros(shape, np.uint8)])
+
+
 def test_long_text_is_truncated_to_the_window(embedder):
     assert embedder.max_text_tokens == 75
     # "a" is one token of the tiny vocabulary: 300 of them, and the first 75 of them
@@ -85,3 +92,16 @@ def test_missing_path_fails_with_one_line_naming_the_model(tmp_path):
         pool.get("my-clip")
     message = str(error.value)
     assert "my-clip" in message and "nowhere" in message and "\n" not in message
+
+
+def test_cosine_helpers_on_embeddings(embedder):
+    a, b = embedder.embed_images(images()), embedder.embed_texts(TEXTS)
+    rows, matrix = cosine_rows(a, b), cosine_matrix(a, b)
+    assert rows.dtype == matrix.dtype == np.float32 and matrix.shape == (len(a), len(b))
+    np.testing.assert_allclose(rows, (a * b).sum(axis=1), atol=1e-6)  # unit rows: cosine is the dot
+    np.testing.assert_allclose(np.diag(matrix), rows, atol=1e-6)
+    np.testing.assert_allclose(cosine_rows(a * 3.0, b), rows, atol=1e-6)  # scale does not matter
+    zero = np.zeros_like(a[:1])
+    assert cosine_rows(zero, a[:1])[0] == 0.0 and cosine_matrix(zero, b).tolist() == [[0.0] * len(b)]
+    with pytest.raises(ValueError, match="cosine_rows"):
+        cosine_rows(a, b[:2])

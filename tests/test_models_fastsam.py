@@ -92,6 +92,11 @@ def test_empty_input_and_no_detections(segmenter):
     assert flat.scores.shape == (0,) and flat.scores.dtype == np.float32
 
 
+def test_an_image_without_pixels_is_named(segmenter):
+    with pytest.raises(ValueError, match=r"image 0: expected an RGB array"):
+        segmenter.segment([np.zeros((0, 10, 3), np.uint8)])
+
+
 def test_settings_come_from_the_entry_else_the_paper(tiny_models):
     entry = {**tiny_models("fastsam"), "device": "cpu"}
     assert ModelPool({"f": ModelEntry(**entry)}).get("f").settings["imgsz"] == 128

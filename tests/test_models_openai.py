@@ -141,7 +141,7 @@ def test_slow_answer_times_out_is_retried_then_fails_after_the_limit() -> None:
     message = str(failed.value)
     assert "\n" not in message and isinstance(failed.value, UsageError)
     assert f"model 'm' (served at {server.url}/chat/completions)" in message
-    assert "no answer within 0.3 s after 3 attempts" in message
+    assert message.endswith("gave up after 3 attempts, the last: no answer within 0.3 s")
     assert len(server.requests) == 5
 
 
@@ -149,7 +149,7 @@ def test_500_past_the_retry_limit_fails_with_one_line() -> None:
     with ChatServer(["never"]) as server:
         server.fail_next(10, "500")
         with pytest.raises(
-            ChatServerError, match=r"gave up: HTTP 500: scripted internal error after 3 attempts$"
+            ChatServerError, match=r"gave up after 3 attempts, the last: HTTP 500: scripted internal error$"
         ):
             client(server.url, max_retries=2).generate([CHAT], Generation())
         assert len(server.requests) == 3
@@ -158,7 +158,9 @@ def test_500_past_the_retry_limit_fails_with_one_line() -> None:
 def test_400_fails_at_once_without_retry() -> None:
     with ChatServer(["never"]) as server:
         server.fail_next(1, "400")
-        with pytest.raises(ChatServerError, match=r"HTTP 400: scripted bad request after 1 attempt$"):
+        with pytest.raises(
+            ChatServerError, match=r"HTTP 400: scripted bad request \(attempt 1, not retried\)$"
+        ):
             client(server.url).generate([CHAT], Generation())
         assert len(server.requests) == 1
 
@@ -168,6 +170,13 @@ def test_failure_in_a_concurrent_batch_raises_it() -> None:
         server.fail_next(1, "400")
         with pytest.raises(ChatServerError, match="HTTP 400"):
             client(server.url, concurrency=4).generate([CHAT] * 8, Generation())
+
+
+def test_malformed_url_fails_at_once() -> None:
+    with pytest.raises(
+        ChatServerError, match=r"model 'm' \(served at 127.0.0.1:1/v1/chat/completions\): .*not retried"
+    ):
+        client("127.0.0.1:1/v1").generate([CHAT], Generation())
 
 
 def test_server_not_running_fails_quickly_with_one_line() -> None:
@@ -182,7 +191,7 @@ def test_server_not_running_fails_quickly_with_one_line() -> None:
     message = str(failed.value)
     assert "\n" not in message
     assert message.startswith(f"model 'm' (served at {url}/chat/completions): cannot connect")
-    assert message.endswith("is the server running? after 1 attempt")
+    assert message.endswith("on attempt 1; is the server running?")
 
 
 def test_tiny_llm_served_over_http_answers_as_in_process(tiny_models: Any) -> None:

@@ -8,15 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from p2p_reference import ReferenceP2PProcessor, tiny_pipeline
 
 import imgdiff.p2p.processor as processor_module
 from imgdiff.p2p import P2PConfig, PairRequest, PromptError, generate_pairs, prompt_tokens
 from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 SMALL = {"height": 64, "width": 64, "steps": 3, "self_max_queries": 64}
 PAIRS = [
-    PairRequest("a photo of a cat on the table", "a photo of a red zebra on the table", 11, "cat", "red zebra"),
+    PairRequest(
+        "a photo of a cat on the table", "a photo of a red zebra on the table", 11, "cat", "red zebra"
+    ),
     PairRequest("a man sitting on a bench", "a woman sitting on a bench", 12, "man", "woman"),
     PairRequest("a dog next to a car", "a dog next to a bus", 13, "car", "bus"),
 ]
@@ -43,6 +45,7 @@ def test_editing_off_is_the_stock_pipeline_bit_for_bit(pipe: Any, monkeypatch: p
         height=64,
         width=64,
         num_inference_steps=3,
+        guidance_scale=7.5,
         latents=noise.expand(2, -1, -1, -1),
         output_type="np",
     ).images
@@ -80,12 +83,15 @@ def test_several_pairs_per_call_match_one_pair_per_call(pipe: Any) -> None:
     assert diff(together[0].a, together[1].a) > 5  # each pair has its own latent
 
 
-def test_fused_engine_matches_the_explicit_reference_end_to_end(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fused_engine_matches_the_explicit_reference_end_to_end(
+    pipe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = P2PConfig(**SMALL, cross_replace=0.6, self_replace=0.4)
     fast = generate_pairs(pipe, PAIRS[:2], config)
     tok = pipe.tokenizer
     alignments = [
-        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77) for r in PAIRS[:2]
+        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        for r in PAIRS[:2]
     ]
     monkeypatch.setattr(
         processor_module, "P2PAttnProcessor", functools.partial(ReferenceP2PProcessor, alignments=alignments)
@@ -141,7 +147,7 @@ def test_prior_needs_the_words_in_their_prompts(pipe: Any) -> None:
 
 
 def test_prompt_errors_name_the_reason_and_the_request(pipe: Any) -> None:
-    long = " ".join(["cat"] * 76)
+    long = " ".join(["a"] * 76)
     assert prompt_tokens(pipe, long) == 76 and prompt_tokens(pipe, "a photo of a cat") > 4
     with pytest.raises(PromptError, match=r"^prompt_too_long: prompt_b has 76 tokens") as error:
         generate_pairs(pipe, [PAIRS[0], PairRequest("a cat", long, 1)], P2PConfig(**SMALL))

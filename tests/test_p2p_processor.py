@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 import torch
-from p2p_reference import ReferenceP2PProcessor, tiny_pipeline
 
 from imgdiff.p2p import P2PConfig, PairRequest
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.processor import P2PAttnProcessor
 from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 REQUESTS = [
-    PairRequest("a photo of a cat on the table", "a photo of a red zebra on the table", 0, "cat", "red zebra"),
+    PairRequest(
+        "a photo of a cat on the table", "a photo of a red zebra on the table", 0, "cat", "red zebra"
+    ),
     PairRequest("a man sitting on a bench.", "a woman standing on a bench.", 1, "man", "woman"),
 ]
 
@@ -67,9 +69,14 @@ def layer_inputs(pipe: Any, batch: int) -> dict[str, tuple[Any, torch.Tensor, to
     return seen
 
 
-def reference_alignments(pipe: Any, requests: list[PairRequest] = REQUESTS) -> list[tuple[list[int], list[float]]]:
+def reference_alignments(
+    pipe: Any, requests: list[PairRequest] = REQUESTS
+) -> list[tuple[list[int], list[float]]]:
     tok = pipe.tokenizer
-    return [refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77) for r in requests]
+    return [
+        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        for r in requests
+    ]
 
 
 def test_fused_form_equals_explicit_probabilities(pipe: Any) -> None:
@@ -116,7 +123,9 @@ def test_unscheduled_steps_are_stock_bit_for_bit(pipe: Any) -> None:
 
 
 def test_self_replacement_only_up_to_the_query_limit(pipe: Any) -> None:
-    controller = build_controller(pipe, REQUESTS, P2PConfig(height=64, width=64, self_max_queries=64, prior=False))
+    controller = build_controller(
+        pipe, REQUESTS, P2PConfig(height=64, width=64, self_max_queries=64, prior=False)
+    )
     stock = pipe.unet.attn_processors
     inputs = layer_inputs(pipe, controller.batch)
     controller.trace = []
@@ -125,7 +134,9 @@ def test_self_replacement_only_up_to_the_query_limit(pipe: Any) -> None:
             if context is None:
                 P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
     edited = {name for name, path in controller.trace if path == "self"}
-    small = {name for name, (_, hidden, context) in inputs.items() if context is None and hidden.shape[1] <= 64}
+    small = {
+        name for name, (_, hidden, context) in inputs.items() if context is None and hidden.shape[1] <= 64
+    }
     assert edited == small and 0 < len(small) < len(controller.trace)  # 8x8 layers only, not 16x16
 
 
@@ -133,13 +144,17 @@ def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
     config = P2PConfig(height=64, width=64, steps=10, cross_replace=0.5, self_max_queries=10**6, prior=True)
     # the third pair's target phrase holds an aligned word ("table"), whose map is the source's on
     # refined steps: the prior must follow the refine map, not just the target's own columns
-    requests = [*REQUESTS, PairRequest("a cat on the table", "a cat on the big table", 2, "table", "big table")]
+    requests = [
+        *REQUESTS,
+        PairRequest("a cat on the table", "a cat on the big table", 2, "table", "big table"),
+    ]
     controller = build_controller(pipe, requests, config)
     prior = controller.prior
     assert prior is not None and prior.grid == (8, 8)  # 64 px / 32 has no layer: nearest grid
     stock = pipe.unet.attn_processors
     inputs = layer_inputs(pipe, controller.batch)
     tok = pipe.tokenizer
+
     # positions written out from the tokeniser: "cat" after "a photo of a", "red zebra" likewise, etc.
     def span(before: str, words: str) -> list[int]:
         start = 1 + len(tok(before, add_special_tokens=False).input_ids)

@@ -68,7 +68,9 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
         assert _run(out, captions, server, tiny_models("sdxl")) == 0
         assert len(server.requests) >= len(CAPTIONS)
 
-    records = [Record.from_dict(json.loads(line)) for line in (out / "records.jsonl").read_text().splitlines()]
+    records = [
+        Record.from_dict(json.loads(line)) for line in (out / "records.jsonl").read_text().splitlines()
+    ]
     assert len(records) == len(CAPTIONS)
     for record, (caption, old, new) in zip(records, CAPTIONS, strict=True):
         assert record.caption_a == caption and record.caption_b == caption.replace(old, new)

@@ -26,7 +26,7 @@ from imgdiff.models.tiny import TINY_WORDS
 class BlipMatcher:
     """The `Matcher` role (roles.py) on a loaded BlipForImageTextRetrieval and BlipProcessor."""
 
-    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 128) -> None:
         self.model = model
         self.image_processor = processor.image_processor
         self.tokenizer = processor.tokenizer

@@ -21,7 +21,7 @@ from imgdiff.models.loading import device_of, dtype_of, locate
 class ClipEmbedder:
     """The `Embedder` role (roles.py) on a loaded CLIPModel and CLIPProcessor."""
 
-    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 64) -> None:
+    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 128) -> None:
         self.model = model
         self.image_processor = processor.image_processor
         self.tokenizer = processor.tokenizer
@@ -82,12 +82,21 @@ def pixel_values(image_processor: Any, images: list[np.ndarray], device: str, dt
     2,800 on an H200, whose ViT-B/32 tower embeds some 27,000 crops/s)."""
     extra = {"device": device} if _resizes_on_device(image_processor) else {}
     batch = image_processor(
-        [np.ascontiguousarray(image) for image in images],
+        rgb_arrays(images),
         return_tensors="pt",
         input_data_format="channels_last",  # a 3-pixel-high crop must not be read as channels-first
         **extra,
     )
     return batch["pixel_values"].to(device, dtype)
+
+
+def rgb_arrays(images: list[np.ndarray]) -> list[np.ndarray]:
+    """The images as contiguous arrays, after checking each is (h, w, 3) with pixels: an empty
+    crop is the caller's bug, better named here than as a resize error deep in a processor."""
+    for index, image in enumerate(images):
+        if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"image {index}: expected an RGB array (h, w, 3) with pixels, got {image.shape}")
+    return [np.ascontiguousarray(image) for image in images]
 
 
 def _resizes_on_device(image_processor: Any) -> bool:

@@ -50,7 +50,7 @@ def load(name: str, entry: ModelEntry) -> DiffusionModel:
         raise UsageError(f"model '{name}': {path} is not a diffusers pipeline folder (no model_index.json)")
     device = device_of(entry)
     dtype = dtype_of(entry, device)
-    options: dict[str, Any] = {"torch_dtype": dtype}
+    options = _dtype_option(dtype)
     # Hub repositories often hold both full and half weights; take the half ones when asked for half.
     if dtype == torch.float16 and any((path / "unet").glob("*.fp16.safetensors")):
         options["variant"] = "fp16"
@@ -64,6 +64,13 @@ def load(name: str, entry: ModelEntry) -> DiffusionModel:
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return DiffusionModel(pipe=pipe, family=family, name=name)
+
+
+def _dtype_option(dtype: Any) -> dict[str, Any]:
+    from diffusers.pipelines import pipeline_utils
+
+    # diffusers renamed `torch_dtype` to `dtype` (the old name now warns); older releases know only it
+    return {"dtype": dtype} if hasattr(pipeline_utils, "_resolve_dtype") else {"torch_dtype": dtype}
 
 
 # ---- tiny random pipelines -------------------------------------------------------------------------

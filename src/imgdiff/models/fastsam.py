@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from imgdiff.errors import UsageError
+from imgdiff.models.clip import rgb_arrays
 from imgdiff.models.loading import device_of, dtype_of, locate
 from imgdiff.models.roles import Segments
 
@@ -36,6 +37,7 @@ class FastSamSegmenter:
 
     def segment(self, images: list[np.ndarray]) -> list[Segments]:
         """One `Segments` per RGB uint8 image: boxes in its pixels, masks at its size."""
+        images = rgb_arrays(images)
         # ultralytics pads a batch of one shape to the smallest stride multiple, a mixed batch to a
         # square: images go in groups of one shape, so an image's proposals never depend on its
         # batch companions.

@@ -114,38 +114,37 @@ class ChatClient:
                 response = self._http.post(self.url, json=body)
             except httpx.ConnectError as exc:  # refused or unresolvable: nobody is serving there
                 raise self.error(
-                    f"cannot connect ({_first_line(exc)}); is the server running?", attempt
+                    f"cannot connect ({_first_line(exc)}) on attempt {attempt}; is the server running?"
                 ) from None
             except httpx.TimeoutException:
                 problem = f"no answer within {self.timeout_s:g} s"
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
                 problem = f"connection dropped ({_first_line(exc)})"
-            except httpx.HTTPError as exc:  # a malformed URL and the like: retrying cannot help
-                raise self.error(_first_line(exc), attempt) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a malformed URL: retrying cannot help
+                raise self.error(f"{_first_line(exc)} (attempt {attempt}, not retried)") from None
             else:
                 if response.status_code == 200:
                     return self.answer_of(response, attempt)
                 problem = f"HTTP {response.status_code}: {_server_message(response)}"
                 if response.status_code != 429 and response.status_code < 500:
-                    raise self.error(problem, attempt)
+                    raise self.error(f"{problem} (attempt {attempt}, not retried)")
                 retry_after = _retry_after_s(response) if response.status_code == 429 else None
             if attempt == attempts:
                 break
             backoff = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
             if stop.wait(retry_after if retry_after is not None else backoff):
                 raise _Stopped()
-        raise self.error(f"gave up: {problem}", attempts)
+        raise self.error(f"gave up after {attempts} attempts, the last: {problem}")
 
     def answer_of(self, response: httpx.Response, attempt: int) -> str:
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
-            raise self.error("answered without choices[0].message.content", attempt) from None
+            raise self.error(f"answered without choices[0].message.content (attempt {attempt})") from None
         return (content or "").strip()
 
-    def error(self, what: str, attempts: int) -> ChatServerError:
-        tries = f"{attempts} attempt" + ("s" if attempts != 1 else "")
-        return ChatServerError(f"model '{self.name}' ({self.model} at {self.url}): {what} after {tries}")
+    def error(self, what: str) -> ChatServerError:
+        return ChatServerError(f"model '{self.name}' ({self.model} at {self.url}): {what}")
 
     def close(self) -> None:
         self._http.close()

@@ -124,9 +124,11 @@ def generate_new_tokens(
         if len(sampling.seeds) != n:
             raise ValueError(f"sampling needs one seed per prompt: {len(sampling.seeds)} seeds, {n} prompts")
         processors.append(SeededSampler(sampling.seeds, sampling.temperature, sampling.top_p))
-    inputs = inputs.to(model.device)
-    if "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    # Floating inputs (pixel values) take the model's dtype; the caller's batch is left as it was.
+    inputs = {
+        key: value.to(model.device, model.dtype if value.is_floating_point() else None)
+        for key, value in inputs.items()
+    }
     with torch.inference_mode():
         out = model.generate(**inputs, generation_config=config, logits_processor=processors)
     return out[:, inputs["input_ids"].shape[1] :]

@@ -100,10 +100,9 @@ def _checked_prompts(tokenizer: Any, request: PairRequest, index: int) -> tuple[
         except PromptError as error:
             raise PromptError(str(error), index) from None
         if len(tokens.ids) > window(tokenizer):
-            raise PromptError(
-                f"prompt_too_long: {side} has {len(tokens.ids)} tokens, over the {window(tokenizer)}-token window",
-                index,
-            )
+            limit = window(tokenizer)
+            reason = f"prompt_too_long: {side} has {len(tokens.ids)} tokens, over the {limit}-token window"
+            raise PromptError(reason, index)
         out.append(tokens)
     return out[0], out[1]
 
@@ -151,7 +150,9 @@ def build_controller(
             edited, plain = prior_weights(
                 [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
             )
-            grid = prior_grid(layer_grids(pipe.unet, latent_hw), config.height, config.width, config.prior_res_div)
+            grid = prior_grid(
+                layer_grids(pipe.unet, latent_hw), config.height, config.width, config.prior_res_div
+            )
             device = pipe.unet.device
             controller.prior = PriorCollector(
                 grid, controller.cond_start, edited.to(device), plain.to(device), wanted

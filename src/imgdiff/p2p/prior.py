@@ -81,7 +81,7 @@ class PriorCollector:
         self.grid = grid
         self.queries = grid[0] * grid[1]
         self.cond_start = cond_start
-        # (2 * pairs, 1, tokens, 2) float32: rows a, b of each pair; columns: map a, map b
+        # (2 * pairs, tokens, 2) float32: rows a, b of each pair; columns: map a, map b
         self.weights = {True: weights_edited, False: weights_plain}
         self.wanted = wanted  # pairs whose words were found
         self.pairs = len(wanted)
@@ -90,16 +90,27 @@ class PriorCollector:
     def collect(self, attn: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, edited: bool) -> None:
         """Add one layer's maps; `query` (batch, n, inner) and `key` (batch, tokens, inner) are the
         layer's projections for the whole batch."""
-        rows = 2 * self.pairs
-        heads = attn.heads
-        head_dim = query.shape[-1] // heads
-        q = query[self.cond_start :].view(rows, -1, heads, head_dim).transpose(1, 2)
-        k = key[self.cond_start :].view(rows, -1, heads, head_dim).permute(0, 2, 3, 1)
         if attn.norm_q is not None or attn.norm_k is not None:
             raise NotImplementedError("attention prior: layers with query/key norms are not supported")
-        probs = torch.softmax(torch.matmul(q, k) * attn.scale, dim=-1, dtype=torch.float32)
-        maps = torch.matmul(probs, self.weights[edited])  # (rows, heads, n, 2)
-        self.total.add_(maps.view(self.pairs, 2 * heads, self.queries, 2).sum(1))
+        rows, heads, n = 2 * self.pairs, attn.heads, self.queries
+        head_dim = query.shape[-1] // heads
+        # head-major copies of the conditional rows: (rows * heads, n, d) and (rows * heads, d, tokens)
+        q = (
+            query[self.cond_start :]
+            .view(rows, n, heads, head_dim)
+            .transpose(1, 2)
+            .reshape(rows * heads, n, -1)
+        )
+        k = (
+            key[self.cond_start :]
+            .view(rows, -1, heads, head_dim)
+            .permute(0, 2, 3, 1)
+            .reshape(rows * heads, head_dim, -1)
+        )
+        probs = torch.softmax(torch.bmm(q, k) * attn.scale, dim=-1, dtype=torch.float32)
+        # the heads of a row share its two weight columns: (rows, heads * n, tokens) @ (rows, tokens, 2)
+        maps = torch.bmm(probs.view(rows, heads * n, -1), self.weights[edited])
+        self.total.add_(maps.view(self.pairs, 2 * heads, n, 2).sum(1))
 
     def maps(self) -> list[np.ndarray | None]:
         """Per pair: float16 (2, h, w), each channel scaled to [0, 1] by its maximum; None for pairs
@@ -120,18 +131,18 @@ class PriorCollector:
 def prior_weights(
     word_weights: list[tuple[torch.Tensor, torch.Tensor]], mixes: torch.Tensor, alphas: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (2 * pairs, 1, tokens, 2) weight matrices for edited and plain steps.
+    """The (2 * pairs, tokens, 2) weight matrices for edited and plain steps.
 
     `word_weights[i]` = (w_a, w_b): 1/count on the changed words' positions of each prompt (zeros
     when absent); `mixes[i]` = G diag(alpha), the refine map onto the source's columns; `alphas[i]`.
     Source row: [w_a, G diag(alpha) w_b]; target row: [0, (1 - alpha) w_b] (plain: [w_a, 0], [0, w_b]).
     """
     pairs, tokens = len(word_weights), mixes.shape[-1]
-    edited = torch.zeros(2 * pairs, 1, tokens, 2)
-    plain = torch.zeros(2 * pairs, 1, tokens, 2)
+    edited = torch.zeros(2 * pairs, tokens, 2)
+    plain = torch.zeros(2 * pairs, tokens, 2)
     for i, (w_a, w_b) in enumerate(word_weights):
-        edited[2 * i, 0, :, 0] = plain[2 * i, 0, :, 0] = w_a
-        edited[2 * i, 0, :, 1] = mixes[i] @ w_b
-        edited[2 * i + 1, 0, :, 1] = (1 - alphas[i]) * w_b
-        plain[2 * i + 1, 0, :, 1] = w_b
+        edited[2 * i, :, 0] = plain[2 * i, :, 0] = w_a
+        edited[2 * i, :, 1] = mixes[i] @ w_b
+        edited[2 * i + 1, :, 1] = (1 - alphas[i]) * w_b
+        plain[2 * i + 1, :, 1] = w_b
     return edited, plain

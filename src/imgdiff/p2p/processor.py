@@ -135,7 +135,11 @@ class P2PAttnProcessor:
         if path == "stock":
             extra = {} if temb is None else {"temb": temb}
             return self.original(
-                attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, **extra
+                attn,
+                hidden_states,
+                encoder_hidden_states=encoder_hidden_states,
+                attention_mask=attention_mask,
+                **extra,
             )
         _check_supported(attn, hidden_states, attention_mask)
         ctl.check_batch(hidden_states.shape[0])
@@ -149,7 +153,9 @@ class P2PAttnProcessor:
         out = _attend(attn, attn.to_q(source_like), attn.to_k(source_like), attn.to_v(x))
         return _output(attn, out, hidden)
 
-    def _cross(self, attn: Any, hidden: torch.Tensor, context: torch.Tensor, edit: bool, prior: bool) -> torch.Tensor:
+    def _cross(
+        self, attn: Any, hidden: torch.Tensor, context: torch.Tensor, edit: bool, prior: bool
+    ) -> torch.Tensor:
         ctl = self.controller
         x = _input(attn, hidden)
         if attn.norm_cross:

@@ -117,7 +117,9 @@ def phrase_positions(prompt: PromptTokens, phrase: str) -> list[int] | None:
     return None
 
 
-def refine_alignment(source: PromptTokens, target: PromptTokens, length: int) -> tuple[list[int], list[float]]:
+def refine_alignment(
+    source: PromptTokens, target: PromptTokens, length: int
+) -> tuple[list[int], list[float]]:
     """For each of the `length` target positions: the source position it takes its cross-attention
     from, and alpha (1: aligned, takes the source's; 0: new, keeps its own)."""
     mapper = list(range(length))

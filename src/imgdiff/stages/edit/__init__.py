@@ -53,6 +53,12 @@ class EditStage(Stage):
         super().setup(models, images)
         clip_tokenizer()  # fail fast, with the install command, when the CLIP vocabulary is missing
 
+    def child(self, parent: Record, k: int) -> Record:
+        """The k-th edit of a caption, with nothing of an earlier edit (a source may bring one)."""
+        kid = parent.child(k)
+        kid.caption_b, kid.edit = "", None
+        return kid
+
     def finish(self, groups: list[tuple[Record, list[Record]]]) -> list[Record]:
         """Validate and score each parent's children (proposals in `caption_b`/`edit`, or rejected);
         a parent without children comes back as it is (rejected by the method)."""

@@ -49,16 +49,8 @@ from imgdiff.stages.edit.vocabulary import (
 _TOKEN = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 _SINGULAR_BEFORE = {"a", "an", "one", "this", "that", "each", "every", "another"}
 _SINGULAR_AFTER = {"is", "was", "has"}
-_PRONOUNS = {
-    "he": "m",
-    "his": "m",
-    "him": "m",
-    "himself": "m",
-    "she": "f",
-    "her": "f",
-    "hers": "f",
-    "herself": "f",
-}
+_PRONOUNS = {word: "m" for word in ("he", "his", "him", "himself")}
+_PRONOUNS |= {word: "f" for word in ("she", "her", "hers", "herself")}
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ class LexiconEdit(EditStage):
             options = [(m, found) for m, found in options if found]
             if not options:
                 break
-            child = record.child(k)
+            child = self.child(record, k)
             rng = random.Random(child.seed)
             mention, found = options[rng.randrange(len(options))]
             target = found[rng.randrange(len(found))]

@@ -91,7 +91,7 @@ class LLMEdit(EditStage):
             for parent, children in groups:
                 if parent.kept:
                     avoid = [c.edit.new for c in children if c.edit is not None]
-                    children.append(parent.child(k))
+                    children.append(self.child(parent, k))
                     asked.append((children[-1], avoid))
             self._ask(asked)
         return self.finish(groups)
@@ -109,7 +109,10 @@ class LLMEdit(EditStage):
             seeds = [
                 c.seed if attempt == 0 else derive_seed(c.seed, f"attempt-{attempt}") for c, _ in pending
             ]
-            answers = self.llm.generate(prompts, Generation(s.max_new_tokens, s.temperature, s.top_p, seeds))
+            sampling = Generation(
+                max_new_tokens=s.max_new_tokens, temperature=s.temperature, top_p=s.top_p, seeds=seeds
+            )
+            answers = self.llm.generate(prompts, sampling)
             retry = []
             for (child, avoid), answer in zip(pending, answers, strict=True):
                 child.scores[f"{self.name}.attempts"] = float(attempt + 1)

@@ -19,6 +19,9 @@ either phrase ("a red car" -> "a bus"), as long as no determiner, preposition, n
 lies between. Every other changed word is a second change. A phrase matches whatever the number of
 its last word ("dog" matches "dogs"), leading articles aside. The same replacement made at several
 places ("A dog ... The dog" -> "A cat ... The cat") is one edit.
+
+Also here: caption hygiene (`clean_caption`, for sources and answers alike) and `diff_edit`, the
+old and new words of an answer that names no objects (the reference's way of finding them).
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ class P2PGenerate(Stage):
                 return f"empty_prompt: {field} is empty"
             tokens = prompt_tokens(self.model.pipe, text)
             if tokens > limit:
-                return f"prompt_too_long: {field} has {tokens} tokens, the text window {limit}"
+                return f"prompt_too_long: {field} has {tokens} tokens, over the {limit}-token window"
         return PairRequest(
             prompt_a=record.caption_a.strip(),
             prompt_b=record.caption_b.strip(),
@@ -199,48 +199,58 @@ class P2PGenerate(Stage):
 
         from imgdiff.p2p import PromptError, generate_pairs
 
-        failure = prompt_reason = culprit = None
+        refused: PromptError | None = None
+        out_of_memory = False
         started = time.perf_counter()
         try:
             results = generate_pairs(self.model, [request for _, request in group], self.config)
         except PromptError as exc:
-            failure, prompt_reason, culprit = "prompt", str(exc), getattr(exc, "index", None)
+            refused = exc
         except torch.cuda.OutOfMemoryError:
-            failure = "memory"
-        # Out of the except blocks: the traceback no longer holds the call's tensors.
-        if failure == "memory":
-            self._free_memory()
-            if len(group) == 1:
-                record = group[0][0]
-                record.reject(self.name, "out_of_memory: CUDA out of memory at 1 pair per call")
-                log.warning("generate: record %s rejected: out of memory at 1 pair per call", record.id)
-                return
-            self.pairs_per_call = max(1, min(self.pairs_per_call, len(group)) // 2)
-            log.warning("generate: CUDA out of memory; pairs_per_call lowered to %d", self.pairs_per_call)
-            for start in range(0, len(group), self.pairs_per_call):
-                self._generate(group[start : start + self.pairs_per_call])
+            out_of_memory = True
+        # Out of the except blocks: no traceback holds the failed call's tensors any more.
+        if out_of_memory:
+            self._after_out_of_memory(group)
+        elif refused is not None:
+            self._after_refusal(group, str(refused), getattr(refused, "index", None))
+        else:
+            seconds = time.perf_counter() - started
+            pairs = f"{len(group)} pair{'s' if len(group) > 1 else ''}"
+            log.info("generate: %s in one call, %.2f s per pair", pairs, seconds / len(group))
+            for (record, _), images in zip(group, results, strict=True):
+                self._keep(record, images)
+
+    def _after_out_of_memory(self, group: list[tuple[Record, PairRequest]]) -> None:
+        """Halve `pairs_per_call` for good and go again; a lone pair that does not fit is rejected."""
+        gc.collect()
+        _empty_cuda_cache()
+        if len(group) == 1:
+            record = group[0][0]
+            record.reject(self.name, "out_of_memory: CUDA out of memory at 1 pair per call")
+            log.warning("generate: record %s rejected: out of memory at 1 pair per call", record.id)
             return
-        if failure == "prompt":
-            if culprit is None and len(group) > 1:
-                # The engine did not say which prompt: halve until the refused one stands alone,
-                # so the others are still generated.
-                half = len(group) // 2
-                self._generate(group[:half])
-                self._generate(group[half:])
-                return
-            culprit = culprit or 0
-            reason = prompt_reason if ":" in (prompt_reason or "") else f"prompt_error: {prompt_reason}"
-            group[culprit][0].reject(self.name, reason)
-            # The engine checks prompts before any work: the rest of the group goes again at once.
-            rest = group[:culprit] + group[culprit + 1 :]
-            if rest:
-                self._generate(rest)
+        # Halve, and stay below the size that just failed (a last, smaller group may fail too).
+        self.pairs_per_call = max(1, min(self.pairs_per_call // 2, len(group) - 1))
+        log.warning("generate: CUDA out of memory; pairs_per_call lowered to %d", self.pairs_per_call)
+        for start in range(0, len(group), self.pairs_per_call):
+            self._generate(group[start : start + self.pairs_per_call])
+
+    def _after_refusal(self, group: list[tuple[Record, PairRequest]], reason: str, index: int | None) -> None:
+        """The engine refused the prompts of pair `index`: reject that record, generate the rest."""
+        if index is not None and not 0 <= index < len(group):
+            index = None
+        if index is None and len(group) > 1:
+            # The engine did not say which pair: halve until the refused one stands alone.
+            half = len(group) // 2
+            self._generate(group[:half])
+            self._generate(group[half:])
             return
-        seconds = time.perf_counter() - started
-        pairs = f"{len(group)} pair{'s' if len(group) > 1 else ''}"
-        log.info("generate: %s in one call, %.2f s per pair", pairs, seconds / len(group))
-        for (record, _), images in zip(group, results, strict=True):
-            self._keep(record, images)
+        index = index or 0
+        group[index][0].reject(self.name, reason if ":" in reason else f"prompt_error: {reason}")
+        # The engine checks prompts before any work, so going again at once costs nothing.
+        rest = group[:index] + group[index + 1 :]
+        if rest:
+            self._generate(rest)
 
     def _keep(self, record: Record, images: PairImages) -> None:
         record.generation = {**self.provenance, "seed": record.seed}
@@ -252,10 +262,9 @@ class P2PGenerate(Stage):
         if images.prior is not None:
             record.artifacts["prior"] = np.asarray(images.prior, dtype=np.float16)
 
-    @staticmethod
-    def _free_memory() -> None:
-        import torch
 
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
