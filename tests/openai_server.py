@@ -68,7 +68,10 @@ class ChatServer:
             self._failures.extend([(mode, delay_s)] * n)
 
     def __enter__(self) -> ChatServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
+        # A short poll interval: leaving the `with` block waits at most this long.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="chat-server", daemon=True
+        )
         self._thread.start()
         return self
 
