@@ -24,12 +24,13 @@ from collections import Counter
 from pathlib import Path
 
 import imgdiff
+from imgdiff.record import Record
 from imgdiff.stages.edit.lexicon import find_mentions, replace, targets
 from imgdiff.stages.edit.validate import check_edit, reference_filter, words
 from imgdiff.stages.edit.vocabulary import article
 
 
-def run(captions: Path, preset: str, n_edits: int, out: Path) -> list[imgdiff.Record]:
+def run(captions: Path, preset: str, n_edits: int, out: Path) -> list[Record]:
     recipe = {
         "seed": 0,
         "batch_size": 64,
@@ -40,7 +41,7 @@ def run(captions: Path, preset: str, n_edits: int, out: Path) -> list[imgdiff.Re
     return imgdiff.load_records(out)
 
 
-def summary(records: list[imgdiff.Record]) -> dict:
+def summary(records: list[Record]) -> dict:
     items = {r.source_index for r in records}
     valid = {r.source_index for r in records if r.kept}
     reasons = Counter((r.reason or "").split(":")[0] for r in records if r.rejected_by == "edit")
@@ -73,7 +74,7 @@ def measure(sets: dict[str, Path], n_edits: int, root: Path) -> dict:
     return result
 
 
-def corruptions(record: imgdiff.Record) -> dict[str, str]:
+def corruptions(record: Record) -> dict[str, str]:
     """Wrong answers made from a valid edit, each as (edited caption) with the edit's old and new."""
     assert record.edit is not None
     a, b, new = record.caption_a, record.caption_b, record.edit.new
@@ -92,7 +93,7 @@ def corruptions(record: imgdiff.Record) -> dict[str, str]:
     return out
 
 
-def failure_modes(records: list[imgdiff.Record]) -> dict:
+def failure_modes(records: list[Record]) -> dict:
     counts: dict[str, Counter[str]] = {}
     for record in records:
         assert record.edit is not None

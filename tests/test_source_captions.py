@@ -12,6 +12,7 @@ import yaml
 import imgdiff
 from imgdiff.cli import main
 from imgdiff.errors import UsageError
+from imgdiff.record import Record
 from imgdiff.sources import SOURCES
 from imgdiff.sources.captions import CaptionsSource
 
@@ -32,7 +33,7 @@ def _source(path: Path, **settings: object) -> CaptionsSource:
     return source
 
 
-def _run(path: Path, out: Path, **source: object) -> list[imgdiff.Record]:
+def _run(path: Path, out: Path, **source: object) -> list[Record]:
     recipe = {"seed": 0, "source": {"type": "captions", "path": str(path), **source}, "stages": []}
     imgdiff.run(recipe, out)
     return imgdiff.load_records(out)
