@@ -119,3 +119,15 @@ def test_missing_or_wrong_path_fails_with_one_line_naming_the_model(tmp_path):
     for error in (missing, not_weights):
         message = str(error.value)
         assert "my-sam" in message and "\n" not in message
+
+
+def test_loading_leaves_pil_image_open_alone(segmenter, tmp_path):
+    """ultralytics' import patches PIL.Image.open (its wrapper imports pi_heif on an unreadable
+    file): the segmenter puts PIL's own back, so a corrupt image elsewhere still raises PIL's error."""
+    from PIL import Image, UnidentifiedImageError
+
+    bad = tmp_path / "corrupt.png"
+    bad.write_bytes(b"not an image")
+    assert Image.open.__module__ == "PIL.Image"
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(bad)

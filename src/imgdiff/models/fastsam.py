@@ -70,13 +70,25 @@ def _segments(result: Any, size: tuple[int, int]) -> Segments:
     )
 
 
-def offline_ultralytics() -> None:
-    """Keep ultralytics off the network and its settings file in a cache folder, unless the user
-    chose otherwise; must run before ultralytics is first imported."""
+def import_ultralytics() -> None:
+    """Import ultralytics on our terms. It is kept off the network, with its settings file in a
+    cache folder, unless the user chose otherwise (this must happen before its first import). And
+    its import replaces `PIL.Image.open` process-wide with a wrapper that imports `pi_heif` on a file
+    PIL cannot read, turning a corrupt image's `UnidentifiedImageError` into `ModuleNotFoundError`
+    in every other stage and source: the original is put back."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "YOLO_CONFIG_DIR" not in os.environ:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         os.environ["YOLO_CONFIG_DIR"] = str(cache / "imgdiff" / "ultralytics")
+    from PIL import Image
+
+    pil_open = Image.open
+    try:
+        from ultralytics.utils import patches
+    finally:
+        Image.open = pil_open
+    if Image.open.__module__ == patches.__name__:  # patched by an earlier import of ultralytics
+        Image.open = getattr(patches, "_image_open", Image.open)  # where it keeps PIL's own
 
 
 def weights_file(name: str, path: Path) -> Path:
@@ -99,7 +111,7 @@ def load(name: str, entry: Any) -> FastSamSegmenter:
     import torch
 
     path = weights_file(name, locate(name, entry))
-    offline_ultralytics()
+    import_ultralytics()
     from ultralytics import FastSAM
 
     settings = {
@@ -130,7 +142,7 @@ def make_tiny(out: Path) -> Path:
     bias: some anchors score above conf, and which ones depends on the pixels and their order."""
     import torch
 
-    offline_ultralytics()
+    import_ultralytics()
     from ultralytics.nn.tasks import SegmentationModel, yaml_model_load
 
     config = yaml_model_load("yolov8n-seg.yaml")  # bundled with ultralytics
