@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,8 @@ from imgdiff.models.loading import ModelNotFound
 from imgdiff.models.roles import Segments
 from scenes import draw_pair
 
-pytest.importorskip("ultralytics")
+# Not importorskip: importing ultralytics at collection would patch PIL.Image.open for every test.
+pytestmark = pytest.mark.skipif(find_spec("ultralytics") is None, reason="ultralytics is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -96,7 +96,11 @@ def rgb_arrays(images: list[np.ndarray]) -> list[np.ndarray]:
     for index, image in enumerate(images):
         if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"image {index}: expected an RGB array (h, w, 3) with pixels, got {image.shape}")
-    return [np.ascontiguousarray(image) for image in images]
+    # torch warns on (and may write through) read-only arrays, such as the loader's cached images
+    return [
+        np.array(image, order="C") if not image.flags.writeable else np.ascontiguousarray(image)
+        for image in images
+    ]
 
 
 def _resizes_on_device(image_processor: Any) -> bool:
