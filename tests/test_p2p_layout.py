@@ -76,8 +76,8 @@ def test_every_sdxl_attention_layer_is_handled(sdxl_unet: Any, tmp_path: Any) ->
     request = PairRequest("a photo of a cat on the table", "a photo of a dog on the table", 0, "cat", "dog")
     controller = build_controller(pipe, [request], P2PConfig())  # the paper's settings at 1024 px
     # built before the call, on the UNet's device
-    built = {n: getattr(controller, n) for n in ("self_rows", "extended_rows", "value_rows", "target_rows")}
-    assert all(t.device.type == "meta" for t in built.values()) and controller.value_mix.device.type == "meta"
+    built = {n: getattr(controller, n) for n in ("self_rows", "source_rows", "target_rows", "value_scale")}
+    assert all(t.device.type == "meta" for t in built.values()) and controller.value_mixes.device.type == "meta"
     assert controller.prior is not None and controller.prior.grid == (32, 32)  # image size / 32
 
     stock = forward(sdxl_unet)

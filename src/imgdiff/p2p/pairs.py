@@ -150,12 +150,19 @@ def build_controller(
             edited, plain = prior_weights(
                 [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
             )
-            grid = prior_grid(
-                layer_grids(pipe.unet, latent_hw), config.height, config.width, config.prior_res_div
-            )
+            grids = layer_grids(pipe.unet, latent_hw)
+            grid = prior_grid(grids, config.height, config.width, config.prior_res_div)
+            # the head counts of the cross-attention layers at that grid, for the prior's sums
+            heads = set()
+            for name, layer_grid in grids.items():
+                layer = pipe.unet.get_submodule(name.removesuffix(".processor"))
+                if layer_grid == grid and layer.is_cross_attention:
+                    heads.add(layer.heads)
+            if not heads:
+                raise ValueError(f"attention prior: no cross-attention layer at {grid[0]}x{grid[1]}")
             device = pipe.unet.device
             controller.prior = PriorCollector(
-                grid, controller.cond_start, edited.to(device), plain.to(device), wanted
+                grid, controller.cond_start, edited.to(device), plain.to(device), wanted, heads
             )
     return controller
 

@@ -68,7 +68,11 @@ def prior_grid(grids: dict[str, tuple[int, int]], height: int, width: int, res_d
 
 
 class PriorCollector:
-    """Accumulates the changed words' maps for the pairs of one pipeline call."""
+    """Accumulates the changed words' maps for the pairs of one pipeline call.
+
+    Per step and layer this costs a copy of the conditional rows' queries into head-major order, one
+    (queries x tokens) product, a softmax and one accumulating product; the keys, scaled, are made
+    once per layer and call (the text does not change between steps)."""
 
     def __init__(
         self,
@@ -77,6 +81,7 @@ class PriorCollector:
         weights_edited: torch.Tensor,
         weights_plain: torch.Tensor,
         wanted: list[bool],
+        heads: set[int],
     ) -> None:
         self.grid = grid
         self.queries = grid[0] * grid[1]
@@ -85,37 +90,32 @@ class PriorCollector:
         self.weights = {True: weights_edited, False: weights_plain}
         self.wanted = wanted  # pairs whose words were found
         self.pairs = len(wanted)
-        self.total = torch.zeros(self.pairs, self.queries, 2, device=weights_plain.device)
+        rows, device = 2 * self.pairs, weights_plain.device
+        # per head count of the prior's layers: (rows, heads * queries, 2) sums, reduced at the end
+        self.sums = {h: torch.zeros(rows, h * self.queries, 2, device=device) for h in sorted(heads)}
 
-    def collect(self, attn: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, edited: bool) -> None:
-        """Add one layer's maps; `query` (batch, n, inner) and `key` (batch, tokens, inner) are the
-        layer's projections for the whole batch."""
+    def keys(self, attn: torch.nn.Module, key: torch.Tensor) -> torch.Tensor:
+        """The conditional rows' keys of a layer, scaled, as (rows * heads, head_dim, tokens)."""
         if attn.norm_q is not None or attn.norm_k is not None:
             raise NotImplementedError("attention prior: layers with query/key norms are not supported")
-        rows, heads, n = 2 * self.pairs, attn.heads, self.queries
-        head_dim = query.shape[-1] // heads
-        # head-major copies of the conditional rows: (rows * heads, n, d) and (rows * heads, d, tokens)
-        q = (
-            query[self.cond_start :]
-            .view(rows, n, heads, head_dim)
-            .transpose(1, 2)
-            .reshape(rows * heads, n, -1)
-        )
-        k = (
-            key[self.cond_start :]
-            .view(rows, -1, heads, head_dim)
-            .permute(0, 2, 3, 1)
-            .reshape(rows * heads, head_dim, -1)
-        )
-        probs = torch.softmax(torch.bmm(q, k) * attn.scale, dim=-1, dtype=torch.float32)
+        rows, heads = 2 * self.pairs, attn.heads
+        k = key[self.cond_start :] * attn.scale
+        return k.view(rows, k.shape[1], heads, -1).permute(0, 2, 3, 1).reshape(rows * heads, -1, k.shape[1])
+
+    def collect(self, query_heads: torch.Tensor, keys: torch.Tensor, edited: bool) -> None:
+        """Add one layer's maps; `query_heads` is the batch's (batch, heads, n, head_dim) queries,
+        `keys` what `keys()` made for the layer."""
+        batch, heads, n, head_dim = query_heads.shape
+        q = query_heads[self.cond_start :].reshape(-1, n, head_dim)
+        probs = torch.softmax(torch.bmm(q, keys), dim=-1, dtype=torch.float32)
         # the heads of a row share its two weight columns: (rows, heads * n, tokens) @ (rows, tokens, 2)
-        maps = torch.bmm(probs.view(rows, heads * n, -1), self.weights[edited])
-        self.total.add_(maps.view(self.pairs, 2 * heads, n, 2).sum(1))
+        self.sums[heads].baddbmm_(probs.view(2 * self.pairs, heads * n, -1), self.weights[edited])
 
     def maps(self) -> list[np.ndarray | None]:
         """Per pair: float16 (2, h, w), each channel scaled to [0, 1] by its maximum; None for pairs
         whose words were not found."""
-        total = self.total.float().cpu().numpy()
+        total = sum(s.view(self.pairs, 2 * h, self.queries, 2).sum(1) for h, s in self.sums.items())
+        total = total.float().cpu().numpy()
         out: list[np.ndarray | None] = []
         for pair, wanted in enumerate(self.wanted):
             if not wanted:

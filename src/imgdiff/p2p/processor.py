@@ -8,11 +8,12 @@ conditional half of the batch:
   source's queries and keys: one gather of the layer input before the projections;
 - refine (cross-attention): P'_t = P_s G diag(alpha) + P_t diag(1 - alpha), where G gathers each
   target token's aligned source column, so
-  out_t = SDPA(Q_s, K_s, G diag(alpha) V_t) + SDPA(Q_t, K_t, diag(1 - alpha) V_t).
-  The first term runs as extra batch rows of the same SDPA call: queries and keys are gathered with an
-  index built once per call, and one batched matmul with per-row (tokens x tokens) mixes builds all
-  values (identity for untouched rows, diag(1 - alpha) for target rows, G diag(alpha) for the extra
-  rows). The extra rows are added back onto the target rows.
+  out_t = SDPA(Q_t, K_t, diag(1 - alpha) V_t) + SDPA(Q_s, K_s, G diag(alpha) V_t).
+  The first term is the batch's own attention with the target rows' values scaled; the second is one
+  more SDPA call over the source rows' queries (a view, no copy), added onto the target rows.
+Cross-attention keys and values depend only on the text, which is the same at every step, so each
+layer makes them (and the mixed values above) once per call and keeps them: an edited cross-attention
+layer projects less per step than the stock one.
 Only the conditional half is edited when guidance is on (batch = [unconditional..., conditional...]);
 without guidance the whole batch is conditional. A layer or step with no edit calls the processor that
 was installed before (stock diffusers), unchanged.
@@ -57,7 +58,7 @@ class P2PController:
         self.pairs, self.tokens = pairs, tokens
         self.cond_start = 2 * pairs if guidance else 0
         self.batch = self.cond_start + 2 * pairs
-        self.steps = steps  # updated from the scheduler once the pipeline has set its timesteps
+        self.steps = steps  # updated from the pipeline once it has set its timesteps
         self.step = 0
         self.cross_replace, self.self_replace = cross_replace, self_replace
         self.self_max_queries = self_max_queries
@@ -66,8 +67,7 @@ class P2PController:
 
         source = [self.cond_start + 2 * i for i in range(pairs)]
         target = [s + 1 for s in source]
-        rows = list(range(self.batch))
-        self_rows = rows.copy()
+        self_rows = list(range(self.batch))
         for s, t in zip(source, target, strict=True):
             self_rows[t] = s
         # mixes[i] = G diag(alpha) for pair i: column j holds alpha_j at row mapper_j.
@@ -75,19 +75,17 @@ class P2PController:
         self.mixes = torch.zeros(pairs, tokens, tokens)
         for i, (mapper, alpha) in enumerate(zip(mappers, alphas, strict=True)):
             self.mixes[i, mapper, range(tokens)] = torch.tensor(alpha)
-        value_mix = torch.eye(tokens).repeat(self.batch + pairs, 1, 1)
-        for i, t in enumerate(target):
-            value_mix[t] = torch.diag(1 - self.alphas[i])
-            value_mix[self.batch + i] = self.mixes[i]
+        value_scale = torch.ones(self.batch, tokens, 1)
+        value_scale[target, :, 0] = 1 - self.alphas
 
         def index(values: list[int]) -> torch.Tensor:
             return torch.tensor(values, dtype=torch.long, device=device)
 
-        self.self_rows = index(self_rows)
-        self.extended_rows = index(rows + source)  # queries/keys: all rows, then each pair's source
-        self.value_rows = index(rows + target)  # values: all rows, then each pair's target
+        self.self_rows = index(self_rows)  # self-attention: target rows read their source's input
+        self.source_rows = index(source)
         self.target_rows = index(target)
-        self.value_mix = value_mix.to(device=device, dtype=dtype)
+        self.value_scale = value_scale.to(device=device, dtype=dtype)  # diag(1 - alpha) on target rows
+        self.value_mixes = self.mixes.to(device=device, dtype=dtype)
 
     # -- the schedule --------------------------------------------------------------------------------
     def cross_edit(self) -> bool:
@@ -107,6 +105,33 @@ class P2PController:
             raise ValueError(f"Prompt-to-Prompt: UNet batch {batch}, expected {self.batch}")
 
 
+class TextAttention:
+    """One cross-attention layer's keys and values for one call, as (batch, heads, tokens, head_dim)
+    views, with the refine terms made on first use."""
+
+    def __init__(self, attn: Any, context: torch.Tensor) -> None:
+        self.context = context
+        if attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        self.key_flat = attn.to_k(context)
+        self.value_flat = attn.to_v(context)
+        self.key = _heads(attn, self.key_flat)
+        if attn.norm_k is not None:
+            self.key = attn.norm_k(self.key)
+        self.value = _heads(attn, self.value_flat)
+        self.refine: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.prior_keys: torch.Tensor | None = None
+
+    def refine_terms(self, ctl: P2PController, attn: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(values with the target rows scaled by 1 - alpha, the source rows' keys, G diag(alpha) V_t)."""
+        if self.refine is None:
+            scaled = _heads(attn, self.value_flat * ctl.value_scale)
+            source_keys = self.key.index_select(0, ctl.source_rows)
+            moved = torch.bmm(ctl.value_mixes, self.value_flat.index_select(0, ctl.target_rows))
+            self.refine = (scaled, source_keys, _heads(attn, moved))
+        return self.refine
+
+
 class P2PAttnProcessor:
     """One attention layer's processor; falls back to the layer's previous processor when unedited."""
 
@@ -114,6 +139,7 @@ class P2PAttnProcessor:
         self.controller = controller
         self.original = original
         self.name = name
+        self.text: TextAttention | None = None
 
     def __call__(
         self,
@@ -128,8 +154,8 @@ class P2PAttnProcessor:
         if encoder_hidden_states is None:
             path = "self" if ctl.self_edit(queries) else "stock"
         else:
-            cross, prior = ctl.cross_edit(), ctl.wants_prior(queries)
-            path = "cross" if cross or prior else "stock"
+            edit, prior = ctl.cross_edit(), ctl.wants_prior(queries)
+            path = "cross" if edit or prior else "stock"
         if ctl.trace is not None:
             ctl.trace.append((self.name, path))
         if path == "stock":
@@ -145,35 +171,47 @@ class P2PAttnProcessor:
         ctl.check_batch(hidden_states.shape[0])
         if path == "self":
             return self._self_replace(attn, hidden_states)
-        return self._cross(attn, hidden_states, encoder_hidden_states, cross, prior)
+        return self._cross(attn, hidden_states, encoder_hidden_states, edit, prior)
 
     def _self_replace(self, attn: Any, hidden: torch.Tensor) -> torch.Tensor:
         x = _input(attn, hidden)
         source_like = x.index_select(0, self.controller.self_rows)  # target rows see the source's input
-        out = _attend(attn, attn.to_q(source_like), attn.to_k(source_like), attn.to_v(x))
+        query, key = _heads(attn, attn.to_q(source_like)), _heads(attn, attn.to_k(source_like))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        out = F.scaled_dot_product_attention(query, key, _heads(attn, attn.to_v(x)), scale=attn.scale)
         return _output(attn, out, hidden)
 
     def _cross(
         self, attn: Any, hidden: torch.Tensor, context: torch.Tensor, edit: bool, prior: bool
     ) -> torch.Tensor:
         ctl = self.controller
-        x = _input(attn, hidden)
-        if attn.norm_cross:
-            context = attn.norm_encoder_hidden_states(context)
-        query, key, value = attn.to_q(x), attn.to_k(context), attn.to_v(context)
+        if self.text is None or self.text.context is not context:
+            self.text = TextAttention(attn, context)
+            if self.text.key_flat.shape[1] != ctl.tokens:
+                raise ValueError(
+                    f"Prompt-to-Prompt: {self.text.key_flat.shape[1]} text tokens, expected {ctl.tokens}"
+                )
+        text = self.text
+        query = _heads(attn, attn.to_q(_input(attn, hidden)))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
         if prior:
             assert ctl.prior is not None
-            ctl.prior.collect(attn, query, key, edit)
+            if text.prior_keys is None:
+                text.prior_keys = ctl.prior.keys(attn, text.key_flat)
+            ctl.prior.collect(query, text.prior_keys, edit)
         if not edit:
-            return _output(attn, _attend(attn, query, key, value), hidden)
-        if key.shape[1] != ctl.tokens:
-            raise ValueError(f"Prompt-to-Prompt: {key.shape[1]} text tokens, expected {ctl.tokens}")
-        query = query.index_select(0, ctl.extended_rows)
-        key = key.index_select(0, ctl.extended_rows)
-        value = torch.bmm(ctl.value_mix, value.index_select(0, ctl.value_rows))
-        out = _attend(attn, query, key, value)
-        out = out[: ctl.batch].index_add(0, ctl.target_rows, out[ctl.batch :])
-        return _output(attn, out, hidden)
+            return _output(
+                attn, F.scaled_dot_product_attention(query, text.key, text.value, scale=attn.scale), hidden
+            )
+        scaled_values, source_keys, moved_values = text.refine_terms(ctl, attn)
+        out = F.scaled_dot_product_attention(query, text.key, scaled_values, scale=attn.scale)
+        source_queries = query[ctl.cond_start :].unflatten(0, (ctl.pairs, 2))[:, 0]  # a view
+        moved = F.scaled_dot_product_attention(source_queries, source_keys, moved_values, scale=attn.scale)
+        return _output(attn, out.index_add_(0, ctl.target_rows, moved), hidden)
 
 
 def _check_supported(attn: Any, hidden: torch.Tensor, mask: torch.Tensor | None) -> None:
@@ -189,20 +227,15 @@ def _input(attn: Any, hidden: torch.Tensor) -> torch.Tensor:
     return hidden
 
 
-def _attend(attn: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """Multi-head fused attention of (batch, n, inner) projections, back to (batch, n, inner)."""
-    batch, heads = query.shape[0], attn.heads
-    head_dim = query.shape[-1] // heads
-    q, k, v = (t.view(batch, -1, heads, head_dim).transpose(1, 2) for t in (query, key, value))
-    if attn.norm_q is not None:
-        q = attn.norm_q(q)
-    if attn.norm_k is not None:
-        k = attn.norm_k(k)
-    out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
-    return out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+def _heads(attn: Any, x: torch.Tensor) -> torch.Tensor:
+    """(batch, n, heads * head_dim) -> a (batch, heads, n, head_dim) view."""
+    return x.view(x.shape[0], x.shape[1], attn.heads, -1).transpose(1, 2)
 
 
 def _output(attn: Any, out: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """Multi-head attention output (batch, heads, n, head_dim) through the output projection."""
+    batch, heads, n, head_dim = out.shape
+    out = out.transpose(1, 2).reshape(batch, n, heads * head_dim).to(residual.dtype)
     out = attn.to_out[1](attn.to_out[0](out))
     if attn.residual_connection:
         out = out + residual
