@@ -87,3 +87,14 @@ def test_parse_value() -> None:
     assert parse_value("1e-3") == 0.001
     assert parse_value("3") == 3 and parse_value("true") is True
     assert parse_value("[a, b]") == ["a", "b"] and parse_value("text") == "text"
+
+
+def test_setting_another_method_starts_that_stage_afresh(tmp_path: Path) -> None:
+    captions = tmp_path / "c.txt"
+    captions.write_text("a cat on a bench\n")
+    recipe = load_recipe(
+        "img-diff",
+        [f"source.path={captions}", "edit.method=lexicon", "edit.n_edits=2", "edit.method=lexicon"],
+    )
+    edit = recipe.stages[0]
+    assert (edit.method, edit.settings.n_edits) == ("lexicon", 2)  # llm: qwen dropped, n_edits kept

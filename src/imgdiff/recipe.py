@@ -233,7 +233,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 valid = names + ["seed", "batch_size", "image_format", "source", "models", "export"]
                 raise UsageError(f"--set {key}: the recipe has no stage '{head}'{did_you_mean(head, valid)}")
             entry = stages[names.index(head)]
-            entry[head] = {**(entry[head] or {}), rest[0]: value}
+            settings = dict(entry[head] or {})
+            if rest[0] == "method" and settings.get("method") != value:
+                # Another method has settings of its own: the old method's do not carry over.
+                settings = {}
+            entry[head] = {**settings, rest[0]: value}
         else:
             raise UsageError(
                 f"--set {key}: expected seed, batch_size, image_format, export, source.<key>, "
