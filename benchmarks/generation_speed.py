@@ -118,72 +118,39 @@ PINPOINTS = [
     [336, 1008],
 ]  # llava-v1.6's any-resolution grids
 IMAGE_SIDE = 672  # LLaVA-NeXT's 2x2 grid of 336 px tiles plus the base view: 2,928 image tokens
+# LLaVA-NeXT-7B's towers: CLIP ViT-L/14-336 and a Vicuna-7B-sized Llama.
+FULL_VISION = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 16,
+    "image_size": 336,
+    "patch_size": 14,
+    "projection_dim": 768,
+    "hidden_act": "quick_gelu",
+}
+FULL_TEXT = {
+    "vocab_size": 32064,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+}
 
 
 def full_size_llava(device: str) -> tuple[Any, Any]:
     """LLaVA-NeXT-7B's architecture with random fp16 weights built on `device`, and a processor with
     its real image settings (the tokenizer is the tiny one: ids only need to exist)."""
     import torch
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaNextConfig,
-        LlavaNextForConditionalGeneration,
-        LlavaNextImageProcessor,
-        LlavaNextProcessor,
-    )
 
-    from imgdiff.models.text import tiny_tokenizer
-    from imgdiff.models.vision_text import VICUNA_TEMPLATE
+    from imgdiff.models.vision_text import build_llava_next
 
-    tokenizer = tiny_tokenizer(
-        ["<unk>", "<s>", "</s>", "<pad>", "<image>"], VICUNA_TEMPLATE, eos="</s>", pad="<pad>"
+    return build_llava_next(
+        FULL_VISION, FULL_TEXT, PINPOINTS, vision_feature_layer=-2, device=device, dtype=torch.float16
     )
-    vision = CLIPVisionConfig(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
-        hidden_act="quick_gelu",
-    )
-    text = LlamaConfig(
-        vocab_size=32064,
-        hidden_size=4096,
-        intermediate_size=11008,
-        num_hidden_layers=32,
-        num_attention_heads=32,
-        num_key_value_heads=32,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-5,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config = LlavaNextConfig(
-        vision_config=vision.to_dict(),
-        text_config=text.to_dict(),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=PINPOINTS,
-        vision_feature_layer=-2,
-        vision_feature_select_strategy="default",
-    )
-    with torch.device(device):
-        model = LlavaNextForConditionalGeneration._from_config(config, dtype=torch.float16).eval()
-    processor = LlavaNextProcessor(
-        image_processor=LlavaNextImageProcessor(
-            size={"shortest_edge": 336},
-            crop_size={"height": 336, "width": 336},
-            image_grid_pinpoints=PINPOINTS,
-        ),
-        tokenizer=tokenizer,
-        patch_size=14,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=VICUNA_TEMPLATE,
-    )
-    return model, processor
 
 
 def region_prompts(n: int) -> list[Any]:

@@ -12,6 +12,7 @@ import imgdiff
 from conftest import SHARED_DATA
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed
+from imgdiff.stages.base import Stage
 from imgdiff.stages.edit.lexicon import LexiconEdit, find_mentions, replace
 from imgdiff.stages.edit.validate import check_edit
 from imgdiff.stages.edit.vocabulary import NOUNS, article, forms, objects
@@ -23,9 +24,10 @@ class TestLexiconEditContract(StageContract):
     stage_cls = LexiconEdit
 
 
-def _edit(captions: list[str], **settings: Any) -> list[Record]:
-    stage = LexiconEdit(LexiconEdit.resolve_settings(settings, "test"))
-    stage.setup(ModelPool({}), ImageLoader(Path(".")))
+def run_edit(stage: Stage, models: ModelPool, captions: list[str]) -> list[Record]:
+    """`captions` as records (run seed 0) through an edit stage set up with `models`, then the
+    stage's keep decision on each kept record (test_edit_llm uses this too)."""
+    stage.setup(models, ImageLoader(Path(".")))
     records = [
         Record(f"{i:012x}", i, derive_seed(0, f"{i:012x}"), caption_a=c) for i, c in enumerate(captions)
     ]
@@ -34,6 +36,10 @@ def _edit(captions: list[str], **settings: Any) -> list[Record]:
         if record.kept:
             stage.decide(record)
     return out
+
+
+def _edit(captions: list[str], **settings: Any) -> list[Record]:
+    return run_edit(LexiconEdit(LexiconEdit.resolve_settings(settings, "test")), ModelPool({}), captions)
 
 
 def _obj(name: str) -> Any:

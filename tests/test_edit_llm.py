@@ -17,6 +17,7 @@ from imgdiff.stages.edit.llm import LLMEdit, parse_answer
 from imgdiff.store import ImageLoader
 from openai_server import ChatServer
 from stage_contract import StageContract
+from test_edit_lexicon import run_edit
 
 
 def _json(edited: str, old: str, new: str) -> str:
@@ -62,15 +63,7 @@ class TestLLMEditContract(StageContract):
 
 def _edit(server: ChatServer, captions: list[str], **settings: Any) -> list[Record]:
     stage = LLMEdit(LLMEdit.resolve_settings({"llm": "llm", **settings}, "test"))
-    stage.setup(ModelPool({"llm": ModelEntry(**_entry(server))}), ImageLoader(Path(".")))
-    records = [
-        Record(f"{i:012x}", i, derive_seed(0, f"{i:012x}"), caption_a=c) for i, c in enumerate(captions)
-    ]
-    out = stage(records)
-    for record in out:
-        if record.kept:
-            stage.decide(record)
-    return out
+    return run_edit(stage, ModelPool({"llm": ModelEntry(**_entry(server))}), captions)
 
 
 TRUNCATED = '{"edited_caption": "A balloon in the'

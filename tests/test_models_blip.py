@@ -9,19 +9,14 @@ import torch
 from imgdiff.models import ModelEntry, ModelPool
 from imgdiff.models.blip import BlipMatcher
 from imgdiff.models.loading import ModelNotFound
+from test_models_clip import SIZES, images  # the image sizes that trip image processors
 
-SIZES = [(1, 1), (3, 50), (40, 30), (64, 64), (200, 17), (17, 300)]
 TEXTS = ["a photo of a cat", "a red car next to a tree", "bus", "", "an apple on a plate", "a Zebra!"]
 
 
 @pytest.fixture(scope="module")
 def matcher(tiny_models) -> BlipMatcher:
     return ModelPool({"blip": ModelEntry(**tiny_models("blip"), device="cpu")}).get("blip")
-
-
-def images() -> list[np.ndarray]:
-    rng = np.random.default_rng(0)
-    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in SIZES]
 
 
 def test_one_probability_and_one_cosine_per_pair(matcher):

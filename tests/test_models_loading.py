@@ -9,6 +9,7 @@ entries the recipe names, use them on every record, and record what the pool han
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,28 +122,36 @@ def test_hub_id_in_the_cache_loads_offline(
     assert ModelPool({"clip": entry}).get("clip").embed_texts(["a cat"]).shape[0] == 1
 
 
-def _run_error(tmp_path: Path, pairs: Path, capsys: pytest.CaptureFixture[str], clip: dict[str, Any]) -> str:
-    """`imgdiff run` of a recipe whose one probe stage names `clip`: must exit 2 with one line."""
-    recipe = {
-        **pixel_recipe(pairs),
-        "models": {"clip": clip},
-        "stages": [{"pair_filter": {"method": "probe", "embedder": "clip"}}],
-    }
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    capsys.readouterr()
-    code = main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("imgdiff: error: model 'clip'") and "\n" not in err, err
-    return err
+@pytest.fixture
+def run_error(
+    tmp_path: Path, pairs_file: Path, capsys: pytest.CaptureFixture[str], seen: list[dict[str, Any]]
+) -> Callable[[dict[str, Any]], str]:
+    """`run_error(clip)`: `imgdiff run` of a recipe whose one probe stage names the model entry
+    `clip`; it must exit 2 with one line, which is returned."""
+
+    def run(clip: dict[str, Any]) -> str:
+        recipe = {
+            **pixel_recipe(pairs_file),
+            "models": {"clip": clip},
+            "stages": [{"pair_filter": {"method": "probe", "embedder": "clip"}}],
+        }
+        path = tmp_path / "recipe.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        capsys.readouterr()
+        code = main(["run", str(path), "--out", str(tmp_path / "run"), "--no-progress"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, err
+        assert err.startswith("imgdiff: error: model 'clip'") and "\n" not in err, err
+        return err
+
+    return run
 
 
 def test_missing_path_names_the_model_and_where_it_looked(
-    tmp_path: Path, pairs_file: Path, capsys: pytest.CaptureFixture[str], seen: list[dict[str, Any]]
+    tmp_path: Path, run_error: Callable[[dict[str, Any]], str]
 ) -> None:
     missing = tmp_path / "models" / "clip"
-    err = _run_error(tmp_path, pairs_file, capsys, {"role": "embedder", "path": str(missing)})
+    err = run_error({"role": "embedder", "path": str(missing)})
     assert f"path {missing} not found" in err and "fix the path" in err
 
 
@@ -157,49 +166,35 @@ def test_missing_release_asset_says_how_to_fetch_it(tmp_path: Path) -> None:
 
 
 def test_hub_id_not_in_the_cache_offline_names_the_cache_and_the_fetch_command(
-    tmp_path: Path,
-    pairs_file: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    seen: list[dict[str, Any]],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_error: Callable[[dict[str, Any]], str]
 ) -> None:
     from huggingface_hub import constants
 
     cache = tmp_path / "hf-cache"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    err = _run_error(tmp_path, pairs_file, capsys, {"role": "embedder", "id": HUB_ID})
+    err = run_error({"role": "embedder", "id": HUB_ID})
     assert f"hub id {HUB_ID} is not in the Hugging Face cache {cache}" in err
     assert "HF_HUB_OFFLINE is set" in err and "imgdiff models fetch RECIPE --to DIR" in err
 
 
 def test_missing_backend_package_gives_the_install_command(
-    tmp_path: Path,
-    pairs_file: Path,
-    tiny_models: Any,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    seen: list[dict[str, Any]],
+    tiny_models: Any, monkeypatch: pytest.MonkeyPatch, run_error: Callable[[dict[str, Any]], str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "transformers", None)  # `import transformers` now fails
     monkeypatch.delitem(sys.modules, "imgdiff.models.clip", raising=False)  # so it imports afresh
-    err = _run_error(tmp_path, pairs_file, capsys, tiny_models("clip"))
+    err = run_error(tiny_models("clip"))
     assert "needs transformers, which is not installed" in err
     assert "pip install -c constraints.txt 'imgdiff[models]'" in err
 
 
 def test_cuda_without_a_gpu_is_one_line(
-    tmp_path: Path,
-    pairs_file: Path,
-    tiny_models: Any,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    seen: list[dict[str, Any]],
+    tiny_models: Any, monkeypatch: pytest.MonkeyPatch, run_error: Callable[[dict[str, Any]], str]
 ) -> None:
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a machine with one
-    err = _run_error(tmp_path, pairs_file, capsys, {**tiny_models("clip"), "device": "cuda"})
+    err = run_error({**tiny_models("clip"), "device": "cuda"})
     assert "device cuda: no CUDA GPU is visible to torch; use device auto or cpu" in err
 
 

@@ -4,9 +4,11 @@ On a GPU at one pair per call the extra time is launch overhead, which grows wit
 operations, not their size; so the count is what CI can watch without a GPU. Counted with a dispatch
 mode around every UNet forward of a 5-step generation on the tiny SDXL pipeline, with SDXL's rules
 scaled down (self-attention replacement only at the lowest resolution, prior on).
-Measured when written: stock 1100 ops per call; Prompt-to-Prompt 1329 on steps with self-attention
-replacement and 1321 after, at 1 and at 4 pairs per call alike (ratio 1.21). The full SDXL UNet has
-more non-attention work per layer, so its ratio is lower.
+Measured when written, at 1 and at 4 pairs per call alike: stock 1100 ops per call; Prompt-to-Prompt
+1355 on the first step (each cross-attention layer makes its text keys and values and the refine
+terms once per call), then 1087 while self-attention replacement runs and 1079 after: fewer than
+stock, since the text projections are not repeated. Mean over the 5 steps 1.033x stock, and it falls
+towards 0.98x with the paper's 50 steps.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from imgdiff.p2p import P2PConfig, PairRequest, generate_pairs
 from p2p_reference import one_torch_thread, tiny_pipeline  # noqa: F401
 
-MAX_RATIO = 1.3  # measured 1.21; the bound catches per-layer or per-pair work creeping in
+MEAN_RATIO = 1.1  # measured 1.033 over 5 steps; catches per-step work creeping in
+FIRST_RATIO = 1.3  # measured 1.232 on the first step, which makes the per-call terms
 PAIRS = [
     PairRequest(
         "a photo of a cat on the table", "a photo of a red zebra on the table", 1, "cat", "red zebra"
@@ -72,11 +75,12 @@ def test_prompt_to_prompt_adds_few_operations_per_unet_call(
     }
     for pairs in (1, 4):
         stock, p2p = counts[(pairs, False)], counts[(pairs, True)]
-        assert len(stock) == len(p2p) == 5
-        ratio = max(p2p) / max(stock)
+        assert len(stock) == len(p2p) == 5 and len(set(stock)) == 1
+        mean, first = sum(p2p) / sum(stock), p2p[0] / stock[0]
         with capsys.disabled():
-            print(f"\nops per UNet call, {pairs} pair(s): stock {max(stock)}, P2P {p2p} -> {ratio:.3f}x")
-        assert 1.0 < ratio <= MAX_RATIO
-        assert p2p[-1] < p2p[0]  # self-attention replacement stops after 40% of the steps
+            print(f"\nops per UNet call, {pairs} pair(s): stock {stock[0]}, P2P {p2p}: ", end="")
+            print(f"mean {mean:.3f}x, first {first:.3f}x")
+        assert mean <= MEAN_RATIO and first <= FIRST_RATIO
+        assert p2p[0] > p2p[1] > p2p[-1]  # per-call terms first; self-attention replacement for 40% of steps
     # nothing is done per pair or per layer that grows with the pairs in a call
     assert counts[(1, True)] == counts[(4, True)] and counts[(1, False)] == counts[(4, False)]

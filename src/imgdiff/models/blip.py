@@ -13,27 +13,18 @@ submodules and the same steps as that forward.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from imgdiff.models.clip import pixel_values
-from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.clip import TINY_TOWER, TINY_VISION, ImageTextModel, load_local, save_random
 from imgdiff.models.tiny import TINY_WORDS
 
 
-class BlipMatcher:
+class BlipMatcher(ImageTextModel):
     """The `Matcher` role (roles.py) on a loaded BlipForImageTextRetrieval and BlipProcessor."""
-
-    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 128) -> None:
-        self.model = model
-        self.image_processor = processor.image_processor
-        self.tokenizer = processor.tokenizer
-        self.device = device
-        self.dtype = dtype
-        self.batch_size = batch_size
-        self.window = int(model.config.text_config.max_position_embeddings)
 
     def match(self, images: list[np.ndarray], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """For pairs (images[i], texts[i]): (ITM match probability, contrastive cosine), float32 (n,)."""
@@ -43,27 +34,21 @@ class BlipMatcher:
             raise ValueError(f"match needs one text per image, got {len(images)} images, {len(texts)} texts")
         probabilities, cosines = [np.zeros(0, np.float32)], [np.zeros(0, np.float32)]
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                end = start + self.batch_size
-                probability, cosine = self._match_chunk(images[start:end], texts[start:end])
+            for image_chunk, text_chunk in zip(self.chunks(images), self.chunks(texts), strict=True):
+                probability, cosine = self._match_chunk(image_chunk, text_chunk)
                 probabilities.append(probability)
                 cosines.append(cosine)
         return np.concatenate(probabilities), np.concatenate(cosines)
 
-    def _match_chunk(self, images: list[np.ndarray], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def _match_chunk(
+        self, images: Sequence[np.ndarray], texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
         import torch
         from torch.nn.functional import normalize
 
         model = self.model
-        pixels = pixel_values(self.image_processor, images, self.device, self.dtype)
-        tokens = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self.window,
-            return_tensors="pt",
-            return_token_type_ids=False,
-        ).to(self.device)
+        pixels = self.pixels(images)
+        tokens = self.text_tokens(texts)
         # 1. the vision tower, once for both heads
         image_embeds = model.vision_model(pixel_values=pixels).last_hidden_state
         # 2. ITM head: the text encoder cross-attends to the image; logit 1 means "matches"
@@ -88,14 +73,7 @@ def load(name: str, entry: Any) -> BlipMatcher:
     """The matcher for a models: entry (a local folder, or a hub id found by `locate`)."""
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
-    path = locate(name, entry)
-    device = device_of(entry)
-    dtype = dtype_of(entry, device)
-    # Loaded as saved, then moved: the dtype keyword's name differs between transformers 4 and 5.
-    model = BlipForImageTextRetrieval.from_pretrained(path, local_files_only=True)
-    model = model.to(device=device, dtype=dtype).eval()
-    processor = BlipProcessor.from_pretrained(path, local_files_only=True)
-    return BlipMatcher(model, processor, device, dtype)
+    return BlipMatcher(*load_local(name, entry, BlipForImageTextRetrieval, BlipProcessor))
 
 
 def write_wordpiece_vocab(out: Path) -> Path:
@@ -113,7 +91,6 @@ def write_wordpiece_vocab(out: Path) -> Path:
 def make_tiny(out: Path) -> Path:
     """A random-weight BLIP retrieval model (32 px images, 64-token window, tiny WordPiece
     vocabulary) saved like a hub checkpoint: model and processor in `out`."""
-    import torch
     from transformers import (
         BertTokenizer,
         BlipConfig,
@@ -129,34 +106,19 @@ def make_tiny(out: Path) -> Path:
     tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
     config = BlipConfig(
         text_config={
+            **TINY_TOWER,
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "encoder_hidden_size": 32,  # the vision width: the text encoder cross-attends to it
+            "encoder_hidden_size": TINY_VISION["hidden_size"],  # the text encoder cross-attends to it
             "max_position_embeddings": window,
             "bos_token_id": tokenizer.bos_token_id,
             "sep_token_id": tokenizer.sep_token_id,
             "pad_token_id": tokenizer.pad_token_id,
             "eos_token_id": tokenizer.sep_token_id,
         },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        vision_config=dict(TINY_VISION),
         projection_dim=16,
         image_text_hidden_size=16,
     )
-    with torch.random.fork_rng(devices=[]):  # deterministic weights, caller's random state untouched
-        torch.manual_seed(0)
-        model = BlipForImageTextRetrieval(config).eval()
     image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
-    return out
+    processor = BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return save_random(BlipForImageTextRetrieval, config, processor, out)

@@ -10,16 +10,20 @@ position window: the reference crashes on captions over 77 tokens (METHOD.md 7).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from imgdiff.models.loading import device_of, dtype_of, locate
 
+T = TypeVar("T")
 
-class ClipEmbedder:
-    """The `Embedder` role (roles.py) on a loaded CLIPModel and CLIPProcessor."""
+
+class ImageTextModel:
+    """What the CLIP embedder and the BLIP matcher share: a loaded transformers model with its
+    processor's two halves, run on `device` in `dtype`, `batch_size` inputs at a time."""
 
     def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 128) -> None:
         self.model = model
@@ -30,6 +34,33 @@ class ClipEmbedder:
         self.batch_size = batch_size
         # The window comes from the position table: tokenizers often say 1e30 (TESTING.md).
         self.window = int(model.config.text_config.max_position_embeddings)
+
+    def chunks(self, items: Sequence[T]) -> Iterator[Sequence[T]]:
+        """`items` in slices of `batch_size`, so one call costs memory for one slice only."""
+        for start in range(0, len(items), self.batch_size):
+            yield items[start : start + self.batch_size]
+
+    def pixels(self, images: Sequence[np.ndarray]) -> Any:
+        return pixel_values(self.image_processor, list(images), self.device, self.dtype)
+
+    def text_tokens(self, texts: Sequence[str]) -> Any:
+        """Ids and attention mask of `texts` as one padded batch on the device, each truncated to
+        the window (the text towers take no token type ids)."""
+        return self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.window,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        ).to(self.device)
+
+
+class ClipEmbedder(ImageTextModel):
+    """The `Embedder` role (roles.py) on a loaded CLIPModel and CLIPProcessor."""
+
+    def __init__(self, model: Any, processor: Any, device: str, dtype: Any, batch_size: int = 128) -> None:
+        super().__init__(model, processor, device, dtype, batch_size)
         self.max_text_tokens = self.window - 2  # start and end tokens take two places
         self.dim = int(model.config.projection_dim)
 
@@ -39,10 +70,8 @@ class ClipEmbedder:
 
         rows = [np.zeros((0, self.dim), np.float32)]
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                chunk = images[start : start + self.batch_size]
-                pixels = pixel_values(self.image_processor, chunk, self.device, self.dtype)
-                rows.append(_unit_rows(self.model.get_image_features(pixel_values=pixels)))
+            for chunk in self.chunks(images):
+                rows.append(_unit_rows(self.model.get_image_features(pixel_values=self.pixels(chunk))))
         return np.concatenate(rows)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
@@ -51,14 +80,8 @@ class ClipEmbedder:
 
         rows = [np.zeros((0, self.dim), np.float32)]
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                tokens = self.tokenizer(
-                    list(texts[start : start + self.batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.window,
-                    return_tensors="pt",
-                ).to(self.device)
+            for chunk in self.chunks(texts):
+                tokens = self.text_tokens(chunk)
                 features = self.model.get_text_features(
                     input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
                 )
@@ -130,19 +153,32 @@ def load(name: str, entry: Any) -> ClipEmbedder:
     """The embedder for a models: entry (a local folder, or a hub id found by `locate`)."""
     from transformers import CLIPModel, CLIPProcessor
 
+    return ClipEmbedder(*load_local(name, entry, CLIPModel, CLIPProcessor))
+
+
+def load_local(name: str, entry: Any, model_class: Any, processor_class: Any) -> tuple[Any, Any, str, Any]:
+    """(model, processor, device, dtype) for a models: entry, from its local folder (a hub id is
+    found by `locate`), the model on the entry's device in its dtype, in eval mode."""
     path = locate(name, entry)
     device = device_of(entry)
     dtype = dtype_of(entry, device)
     # Loaded as saved, then moved: the dtype keyword's name differs between transformers 4 and 5.
-    model = CLIPModel.from_pretrained(path, local_files_only=True).to(device=device, dtype=dtype).eval()
-    processor = CLIPProcessor.from_pretrained(path, local_files_only=True)
-    return ClipEmbedder(model, processor, device, dtype)
+    model = model_class.from_pretrained(path, local_files_only=True).to(device=device, dtype=dtype).eval()
+    processor = processor_class.from_pretrained(path, local_files_only=True)
+    return model, processor, device, dtype
+
+
+# -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
+
+# The size of each transformer tower of the tiny CLIP and BLIP (text and vision alike).
+TINY_TOWER = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
+# The tiny vision tower: CLIP's here, BLIP's, and the one inside vision_text's LLaVA-NeXT.
+TINY_VISION = {**TINY_TOWER, "image_size": 32, "patch_size": 8}
 
 
 def make_tiny(out: Path) -> Path:
     """A random-weight CLIP (32 px images, 77-token window, tiny BPE vocabulary) saved like a hub
     checkpoint: model and processor in `out`."""
-    import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     from imgdiff.models.tiny import clip_tokenizer
@@ -151,31 +187,31 @@ def make_tiny(out: Path) -> Path:
         tokenizer = clip_tokenizer(Path(work))
     config = CLIPConfig(
         text_config={
+            **TINY_TOWER,
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
             "max_position_embeddings": 77,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 37,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "image_size": 32,
-            "patch_size": 8,
-        },
+        vision_config=dict(TINY_VISION),
         projection_dim=16,
     )
-    with torch.random.fork_rng(devices=[]):  # deterministic weights, caller's random state untouched
-        torch.manual_seed(0)
-        model = CLIPModel(config).eval()
     image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    return save_random(CLIPModel, config, processor, out)
+
+
+def save_random(model_class: Any, config: Any, preprocessor: Any, out: Path) -> Path:
+    """A `model_class` of `config` with deterministic random weights (the caller's random state
+    untouched), saved with its processor or tokenizer in `out` like a hub checkpoint (the tiny
+    CLIP, BLIP and text LM)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = model_class(config).eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    preprocessor.save_pretrained(out)
     return out

@@ -7,8 +7,9 @@ shorter prompts). Decoding is greedy at temperature 0; otherwise each row sample
 generator seeded by its record's seed (`SeededSampler`), so a record's text does not depend on which
 batch it lands in. Generation stops at EOS or `max_new_tokens`; only the new tokens are decoded.
 
-This module also holds what `vision_text.py` shares: the generate call and the tiny word-level
-tokenizer that `make-tiny` builds in code (no download).
+This module also holds what `vision_text.py` shares: loading, batching and decoding
+(`load_pretrained`, `ChatGenerator`, `generate_new_tokens`), the tiny LM's size and the tiny
+word-level tokenizer that `make-tiny` builds in code (no download).
 """
 
 from __future__ import annotations
@@ -46,14 +47,56 @@ CHATML_TEMPLATE = (
 def load(name: str, entry: ModelEntry) -> TransformersTextGenerator:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model, tokenizer = load_pretrained(name, entry, AutoModelForCausalLM, AutoTokenizer)
+    return TransformersTextGenerator(model, tokenizer)
+
+
+def load_pretrained(
+    name: str, entry: ModelEntry, model_class: Any, preprocessor_class: Any
+) -> tuple[Any, Any]:
+    """The entry's model (on its device, in its dtype, in eval mode) and its tokenizer or processor,
+    through the given transformers auto classes."""
     path = locate(name, entry)
     device = device_of(entry)
-    tokenizer = AutoTokenizer.from_pretrained(path, revision=entry.revision)
-    model = AutoModelForCausalLM.from_pretrained(path, revision=entry.revision, dtype=dtype_of(entry, device))
-    return TransformersTextGenerator(model.to(device).eval(), tokenizer)
+    preprocessor = preprocessor_class.from_pretrained(path, revision=entry.revision)
+    model = model_class.from_pretrained(path, revision=entry.revision, dtype=dtype_of(entry, device))
+    return model.to(device).eval(), preprocessor
 
 
-class TransformersTextGenerator:
+class ChatGenerator:
+    """What the text and vision-text generators share: a batch of prompts becomes chat-templated,
+    left-padded model inputs (`inputs`, per subclass), then the new tokens' text."""
+
+    model: Any
+    tokenizer: Any  # prepared by `prepare_tokenizer`
+
+    def generate(self, prompts: list[Any], sampling: Generation) -> list[str]:
+        if not prompts:
+            return []
+        new_tokens = generate_new_tokens(self.model, self.inputs(prompts), sampling, self.tokenizer)
+        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def inputs(self, prompts: list[Any]) -> Any:
+        """The model inputs of a batch (each subclass renders its own kind of prompt)."""
+        raise NotImplementedError
+
+    def chat_inputs(self, encoder: Any, chats: list[Any], **extra: Any) -> Any:
+        """`chats` rendered with the chat template of `encoder` (the tokenizer, or a processor that
+        wraps it) and encoded as one left-padded batch with its attention mask; `extra` goes to the
+        encoder (a processor's images)."""
+        texts = [
+            encoder.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) for chat in chats
+        ]
+        return encoder(
+            text=texts,
+            padding=True,
+            return_tensors="pt",
+            add_special_tokens=needs_special_tokens(self.tokenizer, texts[0]),
+            **extra,
+        )
+
+
+class TransformersTextGenerator(ChatGenerator):
     """`roles.TextGenerator` on a transformers causal LM and its tokenizer (which must have a chat
     template)."""
 
@@ -61,24 +104,9 @@ class TransformersTextGenerator:
         self.model = model
         self.tokenizer = prepare_tokenizer(tokenizer)
 
-    def generate(self, prompts: list[list[dict[str, str]]], sampling: Generation) -> list[str]:
-        if not prompts:
-            return []
-        new_tokens = generate_new_tokens(self.model, self.inputs(prompts), sampling, self.tokenizer)
-        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-
     def inputs(self, prompts: list[list[dict[str, str]]]) -> Any:
         """The model inputs of a batch: chat-templated, left-padded, with the attention mask."""
-        texts = [
-            self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-            for chat in prompts
-        ]
-        return self.tokenizer(
-            texts,
-            padding=True,
-            return_tensors="pt",
-            add_special_tokens=needs_special_tokens(self.tokenizer, texts[0]),
-        )
+        return self.chat_inputs(self.tokenizer, prompts)
 
 
 def prepare_tokenizer(tokenizer: Any) -> Any:
@@ -169,6 +197,17 @@ def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 # -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
 
+# The size of the tiny LMs: this module's Qwen2 and the Llama inside vision_text's LLaVA-NeXT.
+TINY_LM = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 4096,
+}
+# Larger than the default 0.02: clear top-1 margins, so greedy decoding is stable.
+TINY_INITIALIZER_RANGE = 0.2
+
 
 def tiny_tokenizer(specials: list[str], chat_template: str, eos: str, pad: str | None) -> Any:
     """A byte-level BPE tokenizer (Qwen2's class, built in code): every byte is a token, and each word of
@@ -203,6 +242,8 @@ def make_tiny(out: Path) -> Path:
     transformers folder."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from imgdiff.models.clip import save_random
+
     tokenizer = tiny_tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
         CHATML_TEMPLATE,
@@ -210,20 +251,11 @@ def make_tiny(out: Path) -> Path:
         pad="<|endoftext|>",
     )
     config = Qwen2Config(
+        **TINY_LM,
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=4096,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=True,
-        initializer_range=0.2,  # larger than the default 0.02: clear top-1 margins, so greedy is stable
+        initializer_range=TINY_INITIALIZER_RANGE,
     )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return save_random(Qwen2ForCausalLM, config, tokenizer, out)

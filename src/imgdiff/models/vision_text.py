@@ -7,7 +7,10 @@ other image-text-to-text families with a chat template. Each prompt is one user 
 first, then its text; the processor's chat template writes the image placeholders and the
 processor expands each into that image's number of tokens. A batch is padded on the LEFT with an
 attention mask (the reference pads LLaVA batches without one, which corrupts shorter prompts);
-decoding is shared with the text role (`text.generate_new_tokens`).
+loading, batching and decoding are shared with the text role (`text.ChatGenerator`).
+
+`build_llava_next` builds the architecture in code with random weights, at any size: the tiny
+checkpoint here, a full-size one in benchmarks.
 """
 
 from __future__ import annotations
@@ -15,9 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from imgdiff.models.loading import device_of, dtype_of, locate
-from imgdiff.models.roles import Generation, VisionPrompt
-from imgdiff.models.text import generate_new_tokens, needs_special_tokens, prepare_tokenizer, tiny_tokenizer
+from imgdiff.models.clip import TINY_VISION
+from imgdiff.models.roles import VisionPrompt
+from imgdiff.models.text import (
+    TINY_INITIALIZER_RANGE,
+    TINY_LM,
+    ChatGenerator,
+    load_pretrained,
+    prepare_tokenizer,
+    tiny_tokenizer,
+)
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
@@ -37,16 +47,11 @@ VICUNA_TEMPLATE = (
 def load(name: str, entry: ModelEntry) -> TransformersVisionTextGenerator:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    path = locate(name, entry)
-    device = device_of(entry)
-    processor = AutoProcessor.from_pretrained(path, revision=entry.revision)
-    model = AutoModelForImageTextToText.from_pretrained(
-        path, revision=entry.revision, dtype=dtype_of(entry, device)
-    )
-    return TransformersVisionTextGenerator(model.to(device).eval(), processor)
+    model, processor = load_pretrained(name, entry, AutoModelForImageTextToText, AutoProcessor)
+    return TransformersVisionTextGenerator(model, processor)
 
 
-class TransformersVisionTextGenerator:
+class TransformersVisionTextGenerator(ChatGenerator):
     """`roles.VisionTextGenerator` on a transformers image-text-to-text model and its processor
     (which must have a chat template)."""
 
@@ -55,29 +60,15 @@ class TransformersVisionTextGenerator:
         self.processor = processor
         self.tokenizer = prepare_tokenizer(processor.tokenizer)
 
-    def generate(self, prompts: list[VisionPrompt], sampling: Generation) -> list[str]:
-        if not prompts:
-            return []
-        new_tokens = generate_new_tokens(self.model, self.inputs(prompts), sampling, self.tokenizer)
-        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-
     def inputs(self, prompts: list[VisionPrompt]) -> Any:
         """The model inputs of a batch: chat-templated, images processed, left-padded, with the
         attention mask."""
         from PIL import Image
 
-        texts = [
-            self.processor.apply_chat_template(chat_of(prompt), add_generation_prompt=True, tokenize=False)
-            for prompt in prompts
-        ]
         # The processor matches images to placeholders in order, across the whole batch.
         images = [Image.fromarray(image) for prompt in prompts for image in prompt.images]
-        return self.processor(
-            images=images or None,
-            text=texts,
-            padding=True,
-            return_tensors="pt",
-            add_special_tokens=needs_special_tokens(self.tokenizer, texts[0]),
+        return self.chat_inputs(
+            self.processor, [chat_of(prompt) for prompt in prompts], images=images or None
         )
 
 
@@ -92,15 +83,27 @@ def chat_of(prompt: VisionPrompt) -> list[dict[str, Any]]:
     return chat
 
 
-# -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
+# -- LLaVA-NeXT built in code: the tiny checkpoint, and full-size random models for benchmarks --------
 
 TINY_PINPOINTS = [[32, 32], [32, 64], [64, 32], [64, 64]]  # any-resolution grids, as LLaVA-NeXT's 336 px ones
 
 
-def make_tiny(out: Path) -> Path:
-    """A tiny random LLaVA-NeXT (CLIP vision tower, Llama LM) with its processor, saved as a
-    transformers folder. Images are seen at 32 px tiles; an image's token count depends on its
-    aspect ratio, as in the real model."""
+def build_llava_next(
+    vision: dict[str, Any],
+    text: dict[str, Any],
+    pinpoints: list[list[int]],
+    vision_feature_layer: int,
+    initializer_range: float | None = None,
+    device: str = "cpu",
+    dtype: Any = None,
+) -> tuple[Any, Any]:
+    """A LLaVA-NeXT (CLIP vision tower, Llama LM) with random weights (seed 0), built on `device` in
+    `dtype` (None: torch's default), and its processor, whose tokenizer is the tiny one (ids only
+    need to exist). `vision` and `text` are CLIPVisionConfig and LlamaConfig fields; the LM's
+    vocabulary is the tokenizer's unless `text` names a larger one. Images are seen in tiles of the
+    tower's `image_size` on the `pinpoints` grids, so an image's token count depends on its aspect
+    ratio, as in the real model. `initializer_range` is the spread of the LM's and projector's
+    random weights (None: transformers' default)."""
     import torch
     from transformers import (
         CLIPVisionConfig,
@@ -114,47 +117,51 @@ def make_tiny(out: Path) -> Path:
     tokenizer = tiny_tokenizer(
         ["<unk>", "<s>", "</s>", "<pad>", "<image>"], VICUNA_TEMPLATE, eos="</s>", pad="<pad>"
     )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-    )
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=4096,
+    spread = {} if initializer_range is None else {"initializer_range": initializer_range}
+    text_config = LlamaConfig(
+        **{"vocab_size": len(tokenizer), **text},
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        initializer_range=0.2,  # clear top-1 margins, so greedy decoding is stable (see text.make_tiny)
+        **spread,
     )
     config = LlavaNextConfig(
-        vision_config=vision.to_dict(),
-        text_config=text.to_dict(),
+        vision_config=CLIPVisionConfig(**vision).to_dict(),
+        text_config=text_config.to_dict(),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=TINY_PINPOINTS,
-        vision_feature_layer=-1,
+        image_grid_pinpoints=pinpoints,
+        vision_feature_layer=vision_feature_layer,
         vision_feature_select_strategy="default",
-        initializer_range=0.2,
+        **spread,
     )
-    torch.manual_seed(0)
-    model = LlavaNextForConditionalGeneration(config).eval()
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # the caller's random state untouched
+        torch.manual_seed(0)
+        model = LlavaNextForConditionalGeneration._from_config(config, dtype=dtype).eval()
+    tile = vision["image_size"]
     image_processor = LlavaNextImageProcessor(
-        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, image_grid_pinpoints=TINY_PINPOINTS
+        size={"shortest_edge": tile},
+        crop_size={"height": tile, "width": tile},
+        image_grid_pinpoints=pinpoints,
     )
     processor = LlavaNextProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=8,
+        patch_size=vision["patch_size"],
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # the CLS token the vision tower adds (and "default" drops)
         chat_template=VICUNA_TEMPLATE,
+    )
+    return model, processor
+
+
+def make_tiny(out: Path) -> Path:
+    """A tiny random LLaVA-NeXT saved as a transformers folder: the tiny CLIP vision tower (32 px
+    tiles) and a Llama the size of `text.make_tiny`'s LM."""
+    model, processor = build_llava_next(
+        vision=TINY_VISION,
+        text={**TINY_LM, "num_key_value_heads": 4},
+        pinpoints=TINY_PINPOINTS,
+        vision_feature_layer=-1,
+        initializer_range=TINY_INITIALIZER_RANGE,
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -4,13 +4,22 @@
 engine numbers them, applies `--limit` and `--shard`, makes each item's record (id, seed), and calls
 `load()` on a batch, which fills the record and puts its pixels in `artifacts`, or rejects it with a
 reason. `fingerprint()` changes when the items would change; a run refuses to resume across it.
+
+`FileSource` is the base of the sources that read one file the user names (`pairs`, `captions`),
+with the helpers they share for reading its lines and JSON items.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import field_validator
+
+from imgdiff.errors import UsageError
 from imgdiff.record import Record
 from imgdiff.settings import Settings
 
@@ -47,3 +56,67 @@ class Source:
 
     def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
         raise NotImplementedError
+
+
+class FileSourceSettings(SourceSettings):
+    path: str  # made absolute when the recipe is loaded, so run.json stays valid from anywhere
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return str(Path(value).expanduser().absolute())
+
+
+class FileSource(Source):
+    """A source whose items come from one file, `settings.path`. Its fingerprint hashes the file's
+    content after `fingerprint_prefix()`: where the file lies does not change the items."""
+
+    Settings: ClassVar[type[SourceSettings]] = FileSourceSettings
+    settings: FileSourceSettings
+
+    @property
+    def path(self) -> Path:
+        return Path(self.settings.path)
+
+    def check(self) -> None:
+        if not self.path.is_file():
+            raise UsageError(f"source.path: {self.type} file '{self.path}' not found")
+
+    def fingerprint_prefix(self) -> str:
+        """What besides the file's content defines the items: the type, its version and, in a
+        subclass, the settings that select items."""
+        return f"{self.type}:v{self.version}:"
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.fingerprint_prefix().encode())
+        with self.path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return digest.hexdigest()[:16]
+
+    def count(self) -> int:
+        return sum(1 for _ in self.items())
+
+    def lines(self) -> Iterator[str]:
+        """The file's non-blank lines, stripped; bytes that are not UTF-8 become U+FFFD (a bad line
+        is then a bad item, not a crash)."""
+        with self.path.open("rb") as handle:
+            for raw in handle:
+                line = raw.decode("utf-8", errors="replace").strip()
+                if line:
+                    yield line
+
+
+def parse_json_line(line: str) -> Any:
+    """The value of one JSONL line, or BadItem("malformed_json: ...")."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BadItem(f"malformed_json: {exc.msg} at column {exc.colno}") from None
+
+
+def require_object(item: Any) -> dict[str, Any]:
+    """The item if it is a JSON object, else BadItem("malformed_item: ...")."""
+    if not isinstance(item, dict):
+        raise BadItem(f"malformed_item: expected a JSON object, got {type(item).__name__}")
+    return item

@@ -24,32 +24,24 @@ The fingerprint hashes the file's content, `per_image` and the version, not the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from imgdiff.errors import UsageError
 from imgdiff.record import Record
-from imgdiff.sources.base import BadItem, Source, SourceSettings
+from imgdiff.sources.base import BadItem, FileSource, FileSourceSettings, parse_json_line, require_object
 from imgdiff.stages.edit.validate import BadCaption, clean_caption
 
 SUFFIXES = (".json", ".jsonl", ".txt")
 
 
-class CaptionsSettings(SourceSettings):
-    path: str  # made absolute when the recipe is loaded, so run.json stays valid from anywhere
+class CaptionsSettings(FileSourceSettings):
     per_image: int | None = Field(default=1, ge=1)  # captions kept per image id; None: all
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
 
 
 @dataclass(frozen=True)
@@ -59,18 +51,14 @@ class Unreadable:
     reason: str
 
 
-class CaptionsSource(Source):
+class CaptionsSource(FileSource):
     type = "captions"
     version = 1
     Settings = CaptionsSettings
-
-    @property
-    def path(self) -> Path:
-        return Path(self.settings.path)
+    settings: CaptionsSettings
 
     def check(self) -> None:
-        if not self.path.is_file():
-            raise UsageError(f"source.path: captions file '{self.path}' not found")
+        super().check()
         if self.path.suffix.lower() not in SUFFIXES:
             raise UsageError(
                 f"source.path: captions file '{self.path.name}' must end in {', '.join(SUFFIXES)}"
@@ -78,16 +66,8 @@ class CaptionsSource(Source):
         if self.path.suffix.lower() == ".json":
             self._json_items()
 
-    def fingerprint(self) -> str:
-        # The file's content and the selection define the items; where the file lies does not.
-        digest = hashlib.sha256(f"captions:v{self.version}:per_image={self.settings.per_image}:".encode())
-        with self.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()[:16]
-
-    def count(self) -> int:
-        return sum(1 for _ in self.items())
+    def fingerprint_prefix(self) -> str:
+        return f"{super().fingerprint_prefix()}per_image={self.settings.per_image}:"
 
     def items(self) -> Iterator[Any]:
         per_image, seen = self.settings.per_image, Counter[Any]()
@@ -112,18 +92,14 @@ class CaptionsSource(Source):
         if suffix == ".json":
             yield from self._json_items()
             return
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                line = raw.decode("utf-8", errors="replace").strip()
-                if not line:
-                    continue
-                if suffix == ".txt":
-                    yield {"caption": line}
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield Unreadable(f"malformed_json: {exc.msg} at column {exc.colno}")
+        for line in self.lines():
+            if suffix == ".txt":
+                yield {"caption": line}
+                continue
+            try:
+                yield parse_json_line(line)
+            except BadItem as exc:
+                yield Unreadable(str(exc))
 
     def _json_items(self) -> list[Any]:
         try:
@@ -144,8 +120,7 @@ def caption_of(item: Any) -> str:
     """The clean caption of a raw item, or BadItem with the reason."""
     if isinstance(item, Unreadable):
         raise BadItem(item.reason)
-    if not isinstance(item, dict):
-        raise BadItem(f"malformed_item: expected a JSON object, got {type(item).__name__}")
+    item = require_object(item)
     if "caption" not in item:
         raise BadItem("missing_key: 'caption'")
     try:

@@ -11,63 +11,30 @@ directory is complete on its own.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from pydantic import field_validator
 
-from imgdiff.errors import UsageError
 from imgdiff.record import KINDS, Edit, Record
-from imgdiff.sources.base import BadItem, Source, SourceSettings
+from imgdiff.sources.base import BadItem, FileSource, FileSourceSettings, parse_json_line, require_object
 
 REQUIRED = ("image_a", "image_b")
 OPTIONAL = ("caption_a", "caption_b", "edit", "kind")
 
 
-class PairsSettings(SourceSettings):
-    path: str  # made absolute when the recipe is loaded, so run.json stays valid from anywhere
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
+class PairsSettings(FileSourceSettings):
+    """The JSONL file's `path`, nothing else."""
 
 
-class PairsSource(Source):
+class PairsSource(FileSource):
     type = "pairs"
     version = 1
     Settings = PairsSettings
 
-    @property
-    def path(self) -> Path:
-        return Path(self.settings.path)
-
-    def check(self) -> None:
-        if not self.path.is_file():
-            raise UsageError(f"source.path: pairs file '{self.path}' not found")
-
-    def fingerprint(self) -> str:
-        # The file's content defines the items; where it lies does not.
-        digest = hashlib.sha256(f"pairs:v{self.version}:".encode())
-        with self.path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()[:16]
-
-    def count(self) -> int:
-        return sum(1 for _ in self.items())
-
     def items(self) -> Iterator[str]:
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                line = raw.decode("utf-8", errors="replace").strip()
-                if line:
-                    yield line
+        return self.lines()
 
     def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
         out = []
@@ -80,12 +47,7 @@ class PairsSource(Source):
         return out
 
     def _fill(self, record: Record, line: str) -> None:
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadItem(f"malformed_json: {exc.msg} at column {exc.colno}") from None
-        if not isinstance(item, dict):
-            raise BadItem(f"malformed_item: expected a JSON object, got {type(item).__name__}")
+        item = require_object(parse_json_line(line))
         for key in item:
             if key not in REQUIRED + OPTIONAL:
                 raise BadItem(f"unknown_key: '{key}' (expected {', '.join(REQUIRED + OPTIONAL)})")
