@@ -30,7 +30,7 @@ nvidia-smi -L
 "$python" -c "import torch, diffusers, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
 'diffusers', diffusers.__version__, 'transformers', transformers.__version__)"
 
-# Prompt-to-Prompt vs plain SDXL generation (about 3 minutes on an H100; killed at 5.5)
+# Prompt-to-Prompt vs plain SDXL generation (2.5 minutes on an H100; killed at 5.5)
 timeout 330 "$python" benchmarks/p2p_speed.py > "$out/p2p_speed.json"
 cat "$out/p2p_speed.json"
 

@@ -77,7 +77,9 @@ def test_every_sdxl_attention_layer_is_handled(sdxl_unet: Any, tmp_path: Any) ->
     controller = build_controller(pipe, [request], P2PConfig())  # the paper's settings at 1024 px
     # built before the call, on the UNet's device
     built = {n: getattr(controller, n) for n in ("self_rows", "source_rows", "target_rows", "value_scale")}
-    assert all(t.device.type == "meta" for t in built.values()) and controller.value_mixes.device.type == "meta"
+    assert (
+        all(t.device.type == "meta" for t in built.values()) and controller.value_mixes.device.type == "meta"
+    )
     assert controller.prior is not None and controller.prior.grid == (32, 32)  # image size / 32
 
     stock = forward(sdxl_unet)

@@ -144,27 +144,35 @@ def build_controller(
     )
     if config.prior:
         words = [_word_weights(r, a, b, tokens) for r, (a, b) in zip(requests, prompts, strict=True)]
-        wanted = [w is not None for w in words]
-        if any(wanted):
-            zeros = torch.zeros(tokens)
-            edited, plain = prior_weights(
-                [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
-            )
-            grids = layer_grids(pipe.unet, latent_hw)
-            grid = prior_grid(grids, config.height, config.width, config.prior_res_div)
-            # the head counts of the cross-attention layers at that grid, for the prior's sums
-            heads = set()
-            for name, layer_grid in grids.items():
-                layer = pipe.unet.get_submodule(name.removesuffix(".processor"))
-                if layer_grid == grid and layer.is_cross_attention:
-                    heads.add(layer.heads)
-            if not heads:
-                raise ValueError(f"attention prior: no cross-attention layer at {grid[0]}x{grid[1]}")
-            device = pipe.unet.device
-            controller.prior = PriorCollector(
-                grid, controller.cond_start, edited.to(device), plain.to(device), wanted, heads
-            )
+        if any(w is not None for w in words):
+            controller.prior = _prior_collector(pipe.unet, controller, words, config, latent_hw)
     return controller
+
+
+def _prior_collector(
+    unet: Any,
+    controller: P2PController,
+    words: list[tuple[torch.Tensor, torch.Tensor] | None],
+    config: P2PConfig,
+    latent_hw: tuple[int, int],
+) -> PriorCollector:
+    zeros = torch.zeros(controller.tokens)
+    edited, plain = prior_weights(
+        [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
+    )
+    grids = layer_grids(unet, latent_hw)
+    grid = prior_grid(grids, config.height, config.width, config.prior_res_div)
+    # the head counts of the cross-attention layers at that grid size the prior's sums
+    heads = set()
+    for name, layer_grid in grids.items():
+        layer = unet.get_submodule(name.removesuffix(".processor"))
+        if layer_grid == grid and layer.is_cross_attention:
+            heads.add(layer.heads)
+    if not heads:
+        raise ValueError(f"attention prior: no cross-attention layer at {grid[0]}x{grid[1]}")
+    wanted = [w is not None for w in words]
+    device = unet.device
+    return PriorCollector(grid, controller.cond_start, edited.to(device), plain.to(device), wanted, heads)
 
 
 def _word_weights(

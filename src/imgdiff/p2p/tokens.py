@@ -85,8 +85,8 @@ def tokenize_prompt(tokenizer: Any, text: str) -> PromptTokens:
             split = [(word, True)]  # the tokeniser joins them here: keep the word whole
         for piece, is_word in split:
             ids = tuple(encoded[piece])
-            text_ = (normalize_words(piece) or [piece.lower()])[0] if is_word else piece.lower()
-            pieces.append(Piece(text_, ids, position, is_word))
+            name = (normalize_words(piece) or [piece.lower()])[0] if is_word else piece.lower()
+            pieces.append(Piece(name, ids, position, is_word))
             position += len(ids)
     joined = [i for piece in pieces for i in piece.ids]
     if joined != sentence:
