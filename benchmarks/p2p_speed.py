@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from imgdiff.models.diffusion import SDXL_BASE_TEXT, SDXL_BASE_TEXT_2, SDXL_BASE_UNET, sdxl_scheduler
 from imgdiff.p2p import P2PConfig, PairRequest, generate_pairs
 
 GOALS = {"p2p_over_stock_4": 1.05, "p2p_over_stock_1": 1.15, "peak_ratio": 1.10}
@@ -56,28 +57,6 @@ PAIRS = [
         "a plate with an apple next to a cup", "a plate with a banana next to a cup", 4, "apple", "banana"
     ),
 ]
-# stabilityai/stable-diffusion-xl-base-1.0: the architecture fields of each component's config
-SDXL_UNET = {
-    "sample_size": 128,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280),
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "attention_head_dim": (5, 10, 20),
-    "transformer_layers_per_block": (1, 2, 10),
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-    "norm_num_groups": 32,
-}
-SDXL_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-             "num_attention_heads": 12, "hidden_act": "quick_gelu", "projection_dim": 768}  # fmt: skip
-SDXL_TEXT_2 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
-               "num_attention_heads": 20, "hidden_act": "gelu", "projection_dim": 1280}  # fmt: skip
 SDXL_VAE = {
     "in_channels": 3,
     "out_channels": 3,
@@ -97,7 +76,6 @@ def full_size_sdxl(device: str, work: Path) -> Any:
     """SDXL-base with random weights, made on `device` and cast to fp16 there."""
     from diffusers import (
         AutoencoderKL,
-        EulerDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
     )
@@ -115,20 +93,14 @@ def full_size_sdxl(device: str, work: Path) -> Any:
     torch.manual_seed(0)
     with torch.device(device):
         parts = {
-            "unet": UNet2DConditionModel(**SDXL_UNET),
+            "unet": UNet2DConditionModel(**SDXL_BASE_UNET),
             "vae": AutoencoderKL(**SDXL_VAE),
-            "text_encoder": CLIPTextModel(text_config(SDXL_TEXT)),
-            "text_encoder_2": CLIPTextModelWithProjection(text_config(SDXL_TEXT_2)),
+            "text_encoder": CLIPTextModel(text_config(SDXL_BASE_TEXT)),
+            "text_encoder_2": CLIPTextModelWithProjection(text_config(SDXL_BASE_TEXT_2)),
         }
     for part in parts.values():
         part.to(dtype=torch.float16).eval()
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        steps_offset=1,
-        timestep_spacing="leading",
-    )
+    scheduler = sdxl_scheduler()
     pipe = StableDiffusionXLPipeline(
         tokenizer=tokenizer, tokenizer_2=tokenizer_2, scheduler=scheduler, add_watermarker=False, **parts
     )

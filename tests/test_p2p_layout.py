@@ -11,30 +11,13 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from imgdiff.models.diffusion import SDXL_BASE_UNET
 from imgdiff.models.tiny import clip_tokenizer
 from imgdiff.p2p import P2PConfig, PairRequest
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.prior import layer_grids
 from imgdiff.p2p.processor import installed
 
-# stabilityai/stable-diffusion-xl-base-1.0 unet/config.json, the fields that define the architecture
-SDXL_BASE_UNET = {
-    "sample_size": 128,
-    "in_channels": 4,
-    "out_channels": 4,
-    "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280),
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "attention_head_dim": (5, 10, 20),
-    "transformer_layers_per_block": (1, 2, 10),
-    "cross_attention_dim": 2048,
-    "use_linear_projection": True,
-    "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256,
-    "projection_class_embeddings_input_dim": 2816,
-    "norm_num_groups": 32,
-}
 FACTORIES = {"arange", "empty", "zeros", "ones", "full", "scalar_tensor", "lift_fresh", "_to_copy", "randn"}
 
 

@@ -31,6 +31,45 @@ if TYPE_CHECKING:
 FAMILIES = {"StableDiffusionXLPipeline": "sdxl", "StableDiffusionPipeline": "sd15"}
 
 
+# stabilityai/stable-diffusion-xl-base-1.0: the fields of each component's config that define the
+# architecture, so that full-size SDXL can be built without a download (on the meta device for
+# layout tests, with random weights on a GPU for benchmarks).
+SDXL_BASE_UNET = {
+    "sample_size": 128,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 2,
+    "block_out_channels": (320, 640, 1280),
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    "attention_head_dim": (5, 10, 20),
+    "transformer_layers_per_block": (1, 2, 10),
+    "cross_attention_dim": 2048,
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
+    "norm_num_groups": 32,
+}
+SDXL_BASE_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                  "num_attention_heads": 12, "hidden_act": "quick_gelu", "projection_dim": 768}  # fmt: skip
+SDXL_BASE_TEXT_2 = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32,
+                    "num_attention_heads": 20, "hidden_act": "gelu", "projection_dim": 1280}  # fmt: skip
+
+
+def sdxl_scheduler() -> Any:
+    """SDXL-base's published scheduler: Euler, scaled-linear betas, leading timesteps."""
+    from diffusers import EulerDiscreteScheduler
+
+    return EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+
+
 @dataclass
 class DiffusionModel:
     """A loaded text-to-image pipeline and what kind it is."""
@@ -108,7 +147,7 @@ def make_tiny_sd15(out: Path) -> Path:
 
 def make_tiny_sdxl(out: Path) -> Path:
     """A tiny random SDXL pipeline (two text encoders, micro-conditioning) saved at `out`."""
-    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
     time_dim, projection = 8, 32
@@ -130,14 +169,7 @@ def make_tiny_sdxl(out: Path) -> Path:
                 addition_time_embed_dim=time_dim,
                 projection_class_embeddings_input_dim=6 * time_dim + projection,
             ),
-            # SDXL-base's published scheduler settings
-            scheduler=EulerDiscreteScheduler(
-                beta_start=0.00085,
-                beta_end=0.012,
-                beta_schedule="scaled_linear",
-                steps_offset=1,
-                timestep_spacing="leading",
-            ),
+            scheduler=sdxl_scheduler(),
             image_encoder=None,
             feature_extractor=None,
             force_zeros_for_empty_prompt=True,
