@@ -242,7 +242,7 @@ def test_fetch_offline_names_what_is_missing_and_fetches_nothing(
     )
     assert main(["models", "fetch", str(recipe), "--to", str(tmp_path / "models")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("imgdiff: error: models fetch: nothing fetched; cannot get ")
+    assert "\n" not in err and err.startswith("imgdiff: error: models fetch: nothing fetched; missing: ")
     assert f"clip (hub id {HUB_ID}), fastsam (FastSAM-x.pt from " in err
     assert "need a download and HF_HUB_OFFLINE is set" in err and "llm" not in err
     assert not (tmp_path / "models").exists()

@@ -185,9 +185,12 @@ def _refuse_what_cannot_be_done(steps: list[Step]) -> None:
     downloads = [s for s in steps if s.action in ("download", "asset")]
     if hub_offline() and downloads:
         needed = ", ".join(f"{s.name} ({s.what.removeprefix('downloading ')})" for s in downloads)
-        problems.append(f"{needed} need a download and HF_HUB_OFFLINE is set: run this where you are online")
+        verb = "needs" if len(downloads) == 1 else "need"
+        problems.append(
+            f"{needed} {verb} a download and HF_HUB_OFFLINE is set (run this where you are online)"
+        )
     if problems:
-        raise UsageError(f"models fetch: nothing fetched; cannot get {'; '.join(problems)}")
+        raise UsageError(f"models fetch: nothing fetched; missing: {'; '.join(problems)}")
 
 
 def _already_fetched(target: Path, entry: ModelEntry) -> bool:
