@@ -85,7 +85,11 @@ def full_clip(out: Path, device: str) -> Path:
 
     tokenizer = clip_tokenizer(out / "bpe")
     ids = {f"{t}_token_id": getattr(tokenizer, f"{t}_token_id") for t in ("bos", "eos", "pad")}
-    text = {**CLIP_FULL["text_config"], "vocab_size": CLIP_FULL["vocab_size"], "max_position_embeddings": 77}
+    text = {
+        **CLIP_FULL["text_config"],
+        "vocab_size": CLIP_FULL["vocab_size"],
+        "max_position_embeddings": CLIP_FULL["window"],
+    }
     config = CLIPConfig(
         text_config={**text, **ids},
         vision_config=CLIP_FULL["vision_config"],

@@ -8,6 +8,7 @@ entries the recipe names, use them on every record, and record what the pool han
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -198,9 +199,56 @@ def test_cuda_without_a_gpu_is_one_line(
     assert "device cuda: no CUDA GPU is visible to torch; use device auto or cpu" in err
 
 
-def test_malformed_cuda_device_is_one_line() -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("device", "cuda:x", "expected auto, cpu, cuda or cuda:N"),
+        ("device", "gpu", "expected auto, cpu, cuda or cuda:N"),
+        ("max_retries", -1, "greater than or equal to 0"),
+        ("concurrency", 0, "greater than or equal to 1"),
+        ("timeout_s", 0.0, "greater than 0"),
+    ],
+)
+def test_malformed_entry_fields_fail_when_the_recipe_loads(field: str, value: Any, problem: str) -> None:
+    """Before any work, with one line naming the field (a device torch cannot parse, or a negative
+    retry count, used to fail only later, with a traceback)."""
     from imgdiff.errors import UsageError
-    from imgdiff.models.loading import device_of
+    from imgdiff.recipe import load_recipe
 
-    with pytest.raises(UsageError, match="device cuda:x: expected auto, cpu, cuda or cuda:N"):
-        device_of(ModelEntry(role="embedder", path=".", device="cuda:x"))
+    server = {
+        "role": "text_generator",
+        "backend": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "model": "m",
+    }
+    recipe = {"source": {"type": "synthetic"}, "models": {"m": {**server, field: value}}}
+    with pytest.raises(UsageError, match=rf"^recipe: models\.m\.{field}: .*{problem}") as error:
+        load_recipe(recipe)
+    assert "\n" not in str(error.value)
+
+
+def test_a_folder_without_a_model_is_one_line(
+    tmp_path: Path, tiny_models: Any, run_error: Callable[[dict[str, Any]], str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    err = run_error({"role": "embedder", "path": str(empty)})
+    assert f"{empty} is not a transformers model folder (no config.json)" in err
+    # config and processor present, weights missing: transformers' own first line, not a traceback
+    broken = tmp_path / "no-weights"
+    shutil.copytree(tiny_models("clip")["path"], broken, ignore=shutil.ignore_patterns("*.safetensors"))
+    err = run_error({"role": "embedder", "path": str(broken)})
+    assert f"cannot load {broken}: " in err and "model.safetensors" in err
+
+
+def test_weights_load_in_the_entrys_dtype(tiny_models: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loaded in the dtype (the CPU always gets float32, so the GPU's choice is forced here), with
+    the float32 buffers transformers keeps (RoPE frequencies) left in float32."""
+    import torch
+
+    from imgdiff.models import loading
+
+    monkeypatch.setattr(loading, "dtype_of", lambda entry, device: torch.bfloat16)
+    llm = ModelPool({"llm": ModelEntry(**tiny_models("llm"), dtype="bfloat16")}).get("llm")
+    assert llm.model.dtype == torch.bfloat16
+    assert llm.model.model.rotary_emb.inv_freq.dtype == torch.float32

@@ -122,6 +122,22 @@ def test_429_waits_for_retry_after_and_recovers() -> None:
         assert len(server.requests) == 2
 
 
+def test_retry_after_as_seconds_or_an_http_date() -> None:
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+
+    import httpx
+
+    from imgdiff.models.openai_chat import _retry_after_s
+
+    def wait(value: str | None) -> float | None:
+        return _retry_after_s(httpx.Response(429, headers={"Retry-After": value} if value else {}))
+
+    in_a_minute = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=60), usegmt=True)
+    assert 55 <= wait(in_a_minute) <= 60
+    assert wait("2.5") == 2.5 and wait("-3") == 0.0 and wait("soon") is None and wait(None) is None
+
+
 def test_dropped_connection_is_retried_and_recovers() -> None:
     with ChatServer(["ok"]) as server:
         server.fail_next(1, "drop")

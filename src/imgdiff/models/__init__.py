@@ -21,7 +21,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 
 from imgdiff.errors import UsageError
 from imgdiff.settings import Settings
@@ -41,15 +41,23 @@ class ModelEntry(Settings):
     base_url: str | None = None  # backend openai
     model: str | None = None  # backend openai: the served model's name
     api_key_env: str = "OPENAI_API_KEY"  # backend openai: the environment variable holding the key
-    timeout_s: float = 120.0  # backend openai: per request
-    max_retries: int = 5  # backend openai: on 429, 5xx and dropped connections
-    concurrency: int = 8  # backend openai: requests in flight at once
+    timeout_s: float = Field(120.0, gt=0)  # backend openai: per request
+    max_retries: int = Field(5, ge=0)  # backend openai: on 429, 5xx and dropped connections
+    concurrency: int = Field(8, ge=1)  # backend openai: requests in flight at once
     # backend ultralytics (segmenter) inference settings; None takes the paper's (METHOD.md 3.3:
     # FastSAM-x, imgsz 1024, conf 0.05, iou 0.5) or ultralytics' default (max_det 300).
-    imgsz: int | None = None
-    conf: float | None = None
-    iou: float | None = None
-    max_det: int | None = None
+    imgsz: int | None = Field(None, gt=0)
+    conf: float | None = Field(None, ge=0, le=1)
+    iou: float | None = Field(None, ge=0, le=1)
+    max_det: int | None = Field(None, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _device_form(cls, device: str) -> str:
+        kind, colon, number = device.partition(":")
+        if device not in ("auto", "cpu") and not (kind == "cuda" and (not colon or number.isdigit())):
+            raise ValueError("expected auto, cpu, cuda or cuda:N")
+        return device
 
     @model_validator(mode="after")
     def _one_location(self) -> ModelEntry:

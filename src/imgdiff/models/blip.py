@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from imgdiff.models.clip import TINY_TOWER, TINY_VISION, ImageTextModel, load_local, save_random
+from imgdiff.models.clip import TINY_TOWER, TINY_VISION, ImageTextModel, save_random
+from imgdiff.models.loading import load_transformers
 from imgdiff.models.tiny import TINY_WORDS
 
 
@@ -73,7 +74,7 @@ def load(name: str, entry: Any) -> BlipMatcher:
     """The matcher for a models: entry (a local folder, or a hub id found by `locate`)."""
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
-    return BlipMatcher(*load_local(name, entry, BlipForImageTextRetrieval, BlipProcessor))
+    return BlipMatcher(*load_transformers(name, entry, BlipForImageTextRetrieval, BlipProcessor))
 
 
 def write_wordpiece_vocab(out: Path) -> Path:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.loading import load_transformers
 
 T = TypeVar("T")
 
@@ -153,19 +153,7 @@ def load(name: str, entry: Any) -> ClipEmbedder:
     """The embedder for a models: entry (a local folder, or a hub id found by `locate`)."""
     from transformers import CLIPModel, CLIPProcessor
 
-    return ClipEmbedder(*load_local(name, entry, CLIPModel, CLIPProcessor))
-
-
-def load_local(name: str, entry: Any, model_class: Any, processor_class: Any) -> tuple[Any, Any, str, Any]:
-    """(model, processor, device, dtype) for a models: entry, from its local folder (a hub id is
-    found by `locate`), the model on the entry's device in its dtype, in eval mode."""
-    path = locate(name, entry)
-    device = device_of(entry)
-    dtype = dtype_of(entry, device)
-    # Loaded as saved, then moved: the dtype keyword's name differs between transformers 4 and 5.
-    model = model_class.from_pretrained(path, local_files_only=True).to(device=device, dtype=dtype).eval()
-    processor = processor_class.from_pretrained(path, local_files_only=True)
-    return model, processor, device, dtype
+    return ClipEmbedder(*load_transformers(name, entry, CLIPModel, CLIPProcessor))
 
 
 # -- tiny checkpoint for tests and smoke runs --------------------------------------------------------

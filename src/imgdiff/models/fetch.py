@@ -25,8 +25,8 @@ import yaml
 
 from imgdiff.errors import UsageError
 from imgdiff.models import ModelEntry, missing_package
-from imgdiff.models.loading import cached_snapshot, first_line, hub_cache, hub_offline
-from imgdiff.recipe import parse_recipe, read_raw
+from imgdiff.models.loading import FETCH_HINT, cached_snapshot, first_line, hub_cache, hub_offline
+from imgdiff.recipe import load_recipe, parse_recipe, read_raw
 
 # ultralytics 8.4's `attempt_download_asset` fetches its named checkpoints from this release.
 ULTRALYTICS_RELEASE = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
@@ -67,11 +67,9 @@ def release_asset(entry: ModelEntry) -> str | None:
 
 def list_models(spec: str | Path | dict[str, Any]) -> list[ModelRow]:
     """Every model entry of a recipe (file, built-in name or dict) and whether it is here."""
-    raw, where = read_raw(spec)
-    recipe = parse_recipe(raw, where)
     return [
         ModelRow(name, entry.role, entry.backend, entry.where(), *_presence(entry))
-        for name, entry in recipe.models.items()
+        for name, entry in load_recipe(spec).models.items()
     ]
 
 
@@ -104,10 +102,7 @@ def rows_table(rows: list[ModelRow]) -> str:
     if not rows:
         lines.append("the recipe has no model entries")
     elif missing:
-        lines.append(
-            f"missing: {', '.join(missing)}; where you are online, run "
-            "`imgdiff models fetch RECIPE --to DIR`, then run DIR/recipe.yaml"
-        )
+        lines.append(f"missing: {', '.join(missing)}; {FETCH_HINT}")
     else:
         lines.append("every model is here")
     return "\n".join(lines)

@@ -4,6 +4,8 @@
 Hugging Face cache first; it is downloaded only when the hub is reachable and `HF_HUB_OFFLINE` is not
 set (DESIGN.md: no network at run time unless the user asked for a hub id and is online). Anything
 missing fails with one line: the model's name, where it looked, and how to get it.
+`load_transformers` is the one way the transformers roles (CLIP, BLIP, the text and vision-text
+generators) load what `locate` found.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ def hub_cache() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-def first_line(exc: BaseException) -> str:
-    """An exception as one line (hub errors span several)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def first_line(value: object, limit: int = 200) -> str:
+    """An exception or message as one line of at most `limit` characters (hub, transformers and
+    server errors often span several)."""
+    text = str(value).strip()
+    line = text.splitlines()[0] if text else type(value).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def cached_snapshot(entry: ModelEntry) -> Path | None:
@@ -52,7 +56,7 @@ def cached_snapshot(entry: ModelEntry) -> Path | None:
         return None
 
 
-def locate(name: str, entry: ModelEntry, allow_download: bool = True) -> Path:
+def locate(name: str, entry: ModelEntry) -> Path:
     """The local file or folder holding the entry's weights (downloading a hub id when allowed)."""
     if entry.path is not None:
         path = Path(entry.path).expanduser()
@@ -68,11 +72,10 @@ def locate(name: str, entry: ModelEntry, allow_download: bool = True) -> Path:
         raise ModelNotFound(f"model '{name}': hub id {entry.id!r}: {first_line(exc)}") from None
     if cached is not None:
         return cached
-    if hub_offline() or not allow_download:
-        why = "HF_HUB_OFFLINE is set" if hub_offline() else "downloads are off"
+    if hub_offline():
         raise ModelNotFound(
-            f"model '{name}': hub id {entry.id} is not in the Hugging Face cache {hub_cache()} and {why}; "
-            f"{FETCH_HINT}"
+            f"model '{name}': hub id {entry.id} is not in the Hugging Face cache {hub_cache()} and "
+            f"HF_HUB_OFFLINE is set; {FETCH_HINT}"
         )
     from huggingface_hub import snapshot_download
 
@@ -93,20 +96,19 @@ def _path_hint(entry: ModelEntry) -> str:
 
 
 def device_of(entry: ModelEntry) -> str:
-    """The torch device: "auto" is the first GPU when there is one, else the CPU."""
+    """The torch device: "auto" is the first GPU when there is one, else the CPU. (The entry has
+    checked the form: auto, cpu, cuda or cuda:N.)"""
     import torch
 
-    if entry.device != "auto":
-        if entry.device.startswith("cuda"):
-            kind, _, number = entry.device.partition(":")
-            if kind != "cuda" or not (number.isdigit() or number == ""):
-                raise UsageError(f"device {entry.device}: expected auto, cpu, cuda or cuda:N")
-            visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if int(number or 0) >= visible:
-                seen = f"only {visible} CUDA GPU(s) are" if visible else "no CUDA GPU is"
-                raise UsageError(f"device {entry.device}: {seen} visible to torch; use device auto or cpu")
-        return entry.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if entry.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if entry.device.startswith("cuda"):
+        number = int(entry.device.partition(":")[2] or 0)
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if number >= visible:
+            seen = f"only {visible} CUDA GPU(s) are" if visible else "no CUDA GPU is"
+            raise UsageError(f"device {entry.device}: {seen} visible to torch; use device auto or cpu")
+    return entry.device
 
 
 def dtype_of(entry: ModelEntry, device: str) -> Any:
@@ -117,3 +119,34 @@ def dtype_of(entry: ModelEntry, device: str) -> Any:
     if device == "cpu":
         return torch.float32
     return getattr(torch, entry.dtype)
+
+
+def load_transformers(
+    name: str, entry: ModelEntry, model_class: Any, preprocessor_class: Any
+) -> tuple[Any, Any, str, Any]:
+    """(model, preprocessor, device, dtype) for a transformers entry: the model loaded in the
+    entry's dtype, on its device, in eval mode, and its processor or tokenizer. A folder that does
+    not hold them fails with one line, not transformers' multi-line error."""
+    path = locate(name, entry)
+    if not (path / "config.json").is_file():
+        raise UsageError(f"model '{name}': {path} is not a transformers model folder (no config.json)")
+    device = device_of(entry)
+    dtype = dtype_of(entry, device)
+    try:
+        preprocessor = preprocessor_class.from_pretrained(path, local_files_only=True)
+        # Loaded in the dtype, not cast afterwards: a cast also rounds buffers such as RoPE's
+        # frequencies, which transformers keeps in float32.
+        model = model_class.from_pretrained(path, local_files_only=True, **_dtype_keyword(dtype))
+    except (OSError, ValueError) as exc:  # missing or unreadable files, an unknown architecture
+        raise UsageError(f"model '{name}': cannot load {path}: {first_line(exc)}") from None
+    return model.to(device).eval(), preprocessor, device, dtype
+
+
+def _dtype_keyword(dtype: Any) -> dict[str, Any]:
+    """`from_pretrained`'s dtype argument: `dtype` since transformers 4.56 (which deprecated the
+    older `torch_dtype`), `torch_dtype` before."""
+    import transformers
+    from packaging.version import Version
+
+    new = Version(transformers.__version__).release >= (4, 56)
+    return {"dtype": dtype} if new else {"torch_dtype": dtype}

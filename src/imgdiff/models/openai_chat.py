@@ -16,7 +16,6 @@ happened and after how many attempts.
 from __future__ import annotations
 
 import base64
-import io
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -28,7 +27,9 @@ import httpx
 import numpy as np
 
 from imgdiff.errors import UsageError
+from imgdiff.models.loading import first_line
 from imgdiff.models.roles import Generation, VisionPrompt
+from imgdiff.store import encode_image
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
@@ -62,7 +63,7 @@ class ChatClient:
         self.url = entry.base_url.rstrip("/") + "/chat/completions"
         self.timeout_s = entry.timeout_s
         self.max_retries = entry.max_retries
-        self.concurrency = max(1, entry.concurrency)
+        self.concurrency = entry.concurrency
         self.backoff_s = backoff_s  # the first retry's wait; it doubles with each retry
         self.max_backoff_s = max_backoff_s
         key = os.environ.get(entry.api_key_env) if entry.api_key_env else None
@@ -114,14 +115,14 @@ class ChatClient:
                 response = self._http.post(self.url, json=body)
             except httpx.ConnectError as exc:  # refused or unresolvable: nobody is serving there
                 raise self.error(
-                    f"cannot connect ({_first_line(exc)}) on attempt {attempt}; is the server running?"
+                    f"cannot connect ({first_line(exc)}) on attempt {attempt}; is the server running?"
                 ) from None
             except httpx.TimeoutException:
                 problem = f"no answer within {self.timeout_s:g} s"
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                problem = f"connection dropped ({_first_line(exc)})"
+                problem = f"connection dropped ({first_line(exc)})"
             except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a malformed URL: retrying cannot help
-                raise self.error(f"{_first_line(exc)} (attempt {attempt}, not retried)") from None
+                raise self.error(f"{first_line(exc)} (attempt {attempt}, not retried)") from None
             else:
                 if response.status_code == 200:
                     return self.answer_of(response, attempt)
@@ -178,12 +179,8 @@ def messages_of(prompt: VisionPrompt) -> list[dict[str, Any]]:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    # Lossless, as every image imgdiff writes; level 1 because the server decodes it once.
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    """The image as a data URL, PNG-encoded the way the run store writes images (lossless)."""
+    return "data:image/png;base64," + base64.b64encode(encode_image(image, "png")).decode("ascii")
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:
@@ -208,10 +205,4 @@ def _server_message(response: httpx.Response) -> str:
         message = error.get("message") if isinstance(error, dict) else error
     except (ValueError, AttributeError):
         message = None
-    return _first_line(message or response.text or response.reason_phrase)
-
-
-def _first_line(value: object, limit: int = 200) -> str:
-    text = str(value).strip()
-    line = text.splitlines()[0] if text else type(value).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return first_line(message or response.text or response.reason_phrase)

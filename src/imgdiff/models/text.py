@@ -7,9 +7,9 @@ shorter prompts). Decoding is greedy at temperature 0; otherwise each row sample
 generator seeded by its record's seed (`SeededSampler`), so a record's text does not depend on which
 batch it lands in. Generation stops at EOS or `max_new_tokens`; only the new tokens are decoded.
 
-This module also holds what `vision_text.py` shares: loading, batching and decoding
-(`load_pretrained`, `ChatGenerator`, `generate_new_tokens`), the tiny LM's size and the tiny
-word-level tokenizer that `make-tiny` builds in code (no download).
+This module also holds what `vision_text.py` shares: batching and decoding (`ChatGenerator`,
+`generate_new_tokens`), the tiny LM's size and the tiny word-level tokenizer that `make-tiny` builds
+in code (no download). Both load through `loading.load_transformers`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import LogitsProcessor
 
-from imgdiff.models.loading import device_of, dtype_of, locate
+from imgdiff.models.loading import load_transformers
 from imgdiff.models.roles import Generation
 
 if TYPE_CHECKING:
@@ -47,20 +47,8 @@ CHATML_TEMPLATE = (
 def load(name: str, entry: ModelEntry) -> TransformersTextGenerator:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model, tokenizer = load_pretrained(name, entry, AutoModelForCausalLM, AutoTokenizer)
+    model, tokenizer, _, _ = load_transformers(name, entry, AutoModelForCausalLM, AutoTokenizer)
     return TransformersTextGenerator(model, tokenizer)
-
-
-def load_pretrained(
-    name: str, entry: ModelEntry, model_class: Any, preprocessor_class: Any
-) -> tuple[Any, Any]:
-    """The entry's model (on its device, in its dtype, in eval mode) and its tokenizer or processor,
-    through the given transformers auto classes."""
-    path = locate(name, entry)
-    device = device_of(entry)
-    preprocessor = preprocessor_class.from_pretrained(path, revision=entry.revision)
-    model = model_class.from_pretrained(path, revision=entry.revision, dtype=dtype_of(entry, device))
-    return model.to(device).eval(), preprocessor
 
 
 class ChatGenerator:

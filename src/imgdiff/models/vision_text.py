@@ -7,7 +7,7 @@ other image-text-to-text families with a chat template. Each prompt is one user 
 first, then its text; the processor's chat template writes the image placeholders and the
 processor expands each into that image's number of tokens. A batch is padded on the LEFT with an
 attention mask (the reference pads LLaVA batches without one, which corrupts shorter prompts);
-loading, batching and decoding are shared with the text role (`text.ChatGenerator`).
+batching and decoding are shared with the text role (`text.ChatGenerator`).
 
 `build_llava_next` builds the architecture in code with random weights, at any size: the tiny
 checkpoint here, a full-size one in benchmarks.
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgdiff.models.clip import TINY_VISION
+from imgdiff.models.loading import load_transformers
 from imgdiff.models.roles import VisionPrompt
 from imgdiff.models.text import (
     TINY_INITIALIZER_RANGE,
     TINY_LM,
     ChatGenerator,
-    load_pretrained,
     prepare_tokenizer,
     tiny_tokenizer,
 )
@@ -47,7 +47,7 @@ VICUNA_TEMPLATE = (
 def load(name: str, entry: ModelEntry) -> TransformersVisionTextGenerator:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model, processor = load_pretrained(name, entry, AutoModelForImageTextToText, AutoProcessor)
+    model, processor, _, _ = load_transformers(name, entry, AutoModelForImageTextToText, AutoProcessor)
     return TransformersVisionTextGenerator(model, processor)
 
 
