@@ -160,6 +160,26 @@ def test_nan_images_are_rejected(pool: ModelPool, monkeypatch: pytest.MonkeyPatc
     assert all(not r.artifacts and r.generation["seed"] == r.seed for r in records)
 
 
+def test_images_the_safety_checker_blanked_are_rejected(
+    pool: ModelPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    pipe = pool.get("sd15").pipe
+
+    def flag_second_image(image: torch.Tensor, device: Any, dtype: Any) -> Any:
+        # as diffusers' checker does: the flagged image (b of the first pair) comes back black, finite
+        image = image.clone()
+        image[1] = 0
+        return image, [i == 1 for i in range(image.shape[0])]
+
+    monkeypatch.setattr(pipe, "run_safety_checker", flag_second_image)
+    records = _stage(pool)(_batch(2))
+    assert records[0].reason == "safety_checker: the pipeline's safety checker blanked image a or b"
+    assert not records[0].artifacts and records[0].generation["seed"] == records[0].seed
+    assert records[1].kept and set(records[1].artifacts) == {"a", "b", "prior"}
+
+
 def _failing_pipeline(monkeypatch: pytest.MonkeyPatch, pool: ModelPool, above: int, times: int) -> list[int]:
     """Make the pipeline raise CUDA out-of-memory `times` times for calls of more than `above`
     pairs; returns the pairs per call it saw."""

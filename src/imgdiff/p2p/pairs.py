@@ -8,7 +8,8 @@ The call, as a recipe:
 3. build the controller once: refine alignments, index tensors, value mixes, prior weights;
 4. install the processors, run the pipeline with `latents=` and a step callback (which advances the
    edit schedule and watches for NaN/inf), restore the processors in `finally`;
-5. turn the images to uint8 and the prior sums to per-pair maps.
+5. turn the images to uint8 and the prior sums to per-pair maps; note the pairs whose image the
+   pipeline's safety checker blanked (SD 1.x checkpoints that ship one).
 With `edit=False` step 3 and the processors are skipped: plain two-image generation from the same
 latents, the baseline Prompt-to-Prompt is measured against.
 """
@@ -50,7 +51,7 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
         controller = build_controller(pipe, requests, config, prompts)
     watch = _StepWatch(len(requests), controller)
     with installed(unet, controller) if controller is not None else nullcontext():
-        images = pipe(
+        output = pipe(
             prompt=[p for request in requests for p in (request.prompt_a, request.prompt_b)],
             height=config.height,
             width=config.width,
@@ -63,7 +64,11 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
             output_type="np",
             callback_on_step_end=watch,
             callback_on_step_end_tensor_inputs=["latents"],
-        ).images
+        )
+    images = output.images
+    # SD 1.x pipelines with a safety checker return a flagged image as black, still finite
+    flagged = np.asarray(getattr(output, "nsfw_content_detected", None) or [False] * len(images))
+    blanked = flagged.reshape(len(requests), 2).any(axis=1)
 
     finite = np.isfinite(images).reshape(len(requests), -1).all(axis=1)
     if watch.finite is not None:
@@ -73,7 +78,13 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
     if controller is not None and controller.prior is not None:
         priors = controller.prior.maps()
     return [
-        PairImages(a=pixels[2 * i], b=pixels[2 * i + 1], prior=priors[i], finite=bool(finite[i]))
+        PairImages(
+            a=pixels[2 * i],
+            b=pixels[2 * i + 1],
+            prior=priors[i],
+            finite=bool(finite[i]),
+            blanked=bool(blanked[i]),
+        )
         for i in range(len(requests))
     ]
 

@@ -24,6 +24,7 @@ on the UNet's device), the step counter the pipeline callback advances, and the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -58,10 +59,10 @@ class P2PController:
         self.pairs, self.tokens = pairs, tokens
         self.cond_start = 2 * pairs if guidance else 0
         self.batch = self.cond_start + 2 * pairs
-        self.steps = steps  # updated from the pipeline once it has set its timesteps
-        self.step = 0
+        self.step = 0  # the step the UNet is running: the pipeline callback advances it
         self.cross_replace, self.self_replace = cross_replace, self_replace
         self.self_max_queries = self_max_queries
+        self.set_steps(steps)  # again from the pipeline once it has set its timesteps
         self.prior: PriorCollector | None = None
         self.trace: list[tuple[str, str]] | None = None  # tests: (layer, path taken) per call
 
@@ -88,21 +89,35 @@ class P2PController:
         self.value_mixes = self.mixes.to(device=device, dtype=dtype)
 
     # -- the schedule --------------------------------------------------------------------------------
+    def set_steps(self, steps: int) -> None:
+        """The call's step count; the edited steps are counted here once, not per layer."""
+        self.steps = steps
+        self.cross_steps = steps_within(self.cross_replace, steps)
+        self.self_steps = steps_within(self.self_replace, steps)
+
     def cross_edit(self) -> bool:
-        return self.step < self.cross_replace * self.steps
+        return self.step < self.cross_steps
 
     def self_edit(self, queries: int) -> bool:
-        return queries <= self.self_max_queries and self.step < self.self_replace * self.steps
+        return queries <= self.self_max_queries and self.step < self.self_steps
 
     def wants_prior(self, queries: int) -> bool:
         return self.prior is not None and queries == self.prior.queries
 
     def on_step_end(self, step: int, steps: int) -> None:
-        self.step, self.steps = step + 1, steps
+        self.step = step + 1
+        if steps != self.steps:
+            self.set_steps(steps)
 
     def check_batch(self, batch: int) -> None:
         if batch != self.batch:
             raise ValueError(f"Prompt-to-Prompt: UNet batch {batch}, expected {self.batch}")
+
+
+def steps_within(fraction: float, steps: int) -> int:
+    """How many steps, from the first, the first `fraction` of `steps` covers: the steps i with
+    i < fraction * steps, counted without float noise (0.14 * 50 is 7.000000000000001: 7 steps, not 8)."""
+    return math.ceil(round(fraction * steps, 9))
 
 
 class TextAttention:

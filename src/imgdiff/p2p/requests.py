@@ -15,6 +15,7 @@ class P2PConfig:
     guidance: float = 7.5  # <= 1: guidance off (Turbo); only the conditional half is edited when on
     height: int = 1024
     width: int = 1024
+    # the first steps i < fraction * steps are edited (0.4 of 50: steps 0-19; 0.4 of 4: steps 0-1)
     cross_replace: float = 1.0  # fraction of steps with cross-attention refine
     self_replace: float = 0.4  # fraction of steps with self-attention replacement
     self_max_queries: int = 1024  # only layers with at most this many queries (32x32 at 1024 px SDXL)
@@ -43,3 +44,4 @@ class PairImages:
     # words are not in their prompt
     prior: np.ndarray | None
     finite: bool  # False when any NaN/inf appeared in the latents or decoded images
+    blanked: bool = False  # True when the pipeline's safety checker replaced image a or b with black

@@ -2,8 +2,9 @@
 
 The source caption (`caption_a`) and the edited one (`caption_b`) are denoised from one initial
 latent made from the record's seed alone, with the edited image's attention tied to the source's
-(refine; the engine is `imgdiff.p2p`). Several pairs share one pipeline call (`pairs_per_call`):
-at 4 per call the editing costs about 5% over plain generation, at 1 about 50% (PERFORMANCE.md).
+(refine; the engine is `imgdiff.p2p`). Several pairs share one pipeline call (`pairs_per_call`);
+the editing costs about 5% over plain two-image generation at 1 and at 4 pairs per call, while plain
+generation itself runs faster per pair at 4 (`benchmarks/p2p_speed.py`, PERFORMANCE.md).
 The pixels go out as the artifacts `a` and `b`; the changed words' attention maps as `prior`, which
 the engine writes to `aux/<id[:2]>/<id>_prior.npy` (float16 (2, h, w), DESIGN.md). The record's
 `generation` holds the model, the seed and every setting, so a pair can be made again or audited
@@ -14,6 +15,7 @@ Rejections, each with a reason (bad input never stops the run):
 - `empty_prompt`, `prompt_too_long`: a caption over CLIP's window (75 text tokens) would be cut by
   the text encoder, and the edited words with it; the engine's own prompt errors keep its reason;
 - `nonfinite_image`: NaN or inf in the latents or images (e.g. an fp16 overflow);
+- `safety_checker`: an SD 1.x checkpoint's safety checker replaced image a or b with black;
 - `out_of_memory`: CUDA ran out of memory. The first time, `pairs_per_call` is halved for the rest
   of the worker's life and the call retried; a single pair that still does not fit is rejected and
   the batch goes on.
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field
 
+from imgdiff.clip_tokens import WINDOW as CLIP_WINDOW
 from imgdiff.errors import UsageError
 from imgdiff.record import Record
 from imgdiff.settings import model_ref
@@ -45,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("imgdiff")
 
-CLIP_WINDOW = 75  # CLIP's 77 positions less the start and end tokens
 SUGGESTED_PRESET = {"sdxl": "paper", "sd15": "sd15"}
 
 
@@ -256,6 +258,9 @@ class P2PGenerate(Stage):
         record.generation = {**self.provenance, "seed": record.seed}
         if not images.finite:
             record.reject(self.name, "nonfinite_image: NaN or inf in the latents or images")
+            return
+        if images.blanked:
+            record.reject(self.name, "safety_checker: the pipeline's safety checker blanked image a or b")
             return
         record.artifacts["a"] = images.a
         record.artifacts["b"] = images.b
