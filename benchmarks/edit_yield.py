@@ -56,6 +56,7 @@ def summary(records: list[Record]) -> dict:
 
 def measure(sets: dict[str, Path], n_edits: int, root: Path) -> dict:
     result: dict = {}
+    kept: list[Record] = []  # the paper run's valid edits, corrupted below
     started = time.perf_counter()
     for name, path in sets.items():
         runs = {
@@ -65,7 +66,7 @@ def measure(sets: dict[str, Path], n_edits: int, root: Path) -> dict:
         only_reference = sum(r.kept and r.id in paper and not paper[r.id].kept for r in runs["reference"])
         result[name] = {preset: summary(records) for preset, records in runs.items()}
         result[name]["kept_by_reference_only"] = only_reference
-    kept = [r for name in sets for r in imgdiff.load_records(root / f"{name}-paper") if r.kept]
+        kept += [r for r in runs["paper"] if r.kept]
     result["failure_modes"] = failure_modes(kept)
     result["pooled"] = {
         preset: pooled([result[name][preset] for name in sets]) for preset in ("paper", "reference")

@@ -13,7 +13,7 @@ from conftest import SHARED_DATA
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed
 from imgdiff.stages.base import Stage
-from imgdiff.stages.edit.lexicon import LexiconEdit, find_mentions, replace
+from imgdiff.stages.edit.lexicon import LexiconEdit, find_mentions, replace, targets
 from imgdiff.stages.edit.validate import check_edit
 from imgdiff.stages.edit.vocabulary import NOUNS, article, forms, objects
 from imgdiff.store import ImageLoader
@@ -64,6 +64,9 @@ def test_plurals_keep_their_number() -> None:
     (mention,) = [m for m in find_mentions("A herd of sheep in a field")[0] if m.obj.name == "sheep"]
     assert mention.plural  # "sheep" takes its number from the words around it
     assert not find_mentions("A sheep in a field")[0][0].plural
+    white = find_mentions("A white sheep in a field")[0][0]
+    assert not white.plural  # the determiner two words back says one
+    assert replace("A white sheep in a field", white, _obj("goat"))[0] == "A white goat in a field"
     herd = find_mentions("A herd of zebra on a plain")[0][0]
     assert (
         replace("A herd of zebra on a plain", herd, _obj("elephant"))[0] == "A herd of elephants on a plain"
@@ -104,13 +107,47 @@ def test_multi_word_objects() -> None:
         assert check_edit(record.caption_a, record.caption_b, record.edit.old, record.edit.new) is None
     skis = find_mentions("A pair of skis in the snow.")[0][0]
     assert replace("A pair of skis in the snow.", skis, _obj("snowboard"))[0] == "A snowboard in the snow."
+    # Object words that say what kind the next one is go with it; a/an follows the new word.
+    for caption, old, new, edited in (
+        ("A laptop computer on a desk.", "laptop computer", "monitor", "A monitor on a desk."),
+        ("An apple pie on a plate.", "apple pie", "cookie", "A cookie on a plate."),
+        ("A cat on a computer desk.", "computer desk", "counter", "A cat on a counter."),
+    ):
+        (whole,) = [m for m in find_mentions(caption)[0] if caption[m.start : m.end].lower() == old]
+        assert replace(caption, whole, _obj(new)) == (edited, new)
+        assert check_edit(caption, edited, old, new) is None
+
+
+def test_replacements_are_the_same_kind_of_thing() -> None:
+    """Super-categories are kinds that fit the same sentence: a pitcher throws no tennis racket, a
+    surfer's wave takes no skis, a family sits at no dresser, a reflection is in no pillow."""
+    never = {
+        "baseball bat": "frisbee",
+        "ball": "tennis racket",
+        "surfboard": "pair of skis",
+        "table": "dresser",
+        "bowl": "bottle",
+        "cake": "taco",
+        "book": "toy car",
+        "mirror": "pillow",
+        "stop sign": "fire hydrant",
+        "stove": "blender",
+        "cell phone": "pair of headphones",
+    }
+    for old, new in never.items():
+        obj = forms()[old][0]
+        assert new not in {o.name for o in targets(obj, set(), set())}, (old, new)
 
 
 @pytest.mark.parametrize(
     ("caption", "objects_found"),
     [
         ("train traveling down a train station", ["train"]),  # the second one names a station
-        ("A computer desk with a laptop", ["desk", "laptop"]),
+        ("A computer desk with a laptop", ["computer desk", "laptop"]),  # replaced whole, not "computer"
+        ("a laptop computer on a desk", ["laptop computer", "desk"]),
+        ("an apple pie next to a flat screen tv", ["apple pie", "flat screen tv"]),
+        ("a baby elephant", ["elephant"]),  # a person before an object is an adjective
+        ("a truck bed and a toilet bowl", []),  # parts of a truck and of a toilet
         ("A batter at home plate", ["batter"]),
         ("an orange cat next to an orange", ["cat", "orange"]),  # the first orange is a colour
         ("orange and white cat", ["cat"]),
@@ -122,7 +159,7 @@ def test_multi_word_objects() -> None:
         ("a bus stop sign next to a stop sign", ["stop sign"]),
     ],
 )
-def test_modifiers_and_compounds_are_not_replaced(caption: str, objects_found: list[str]) -> None:
+def test_modifiers_and_compounds(caption: str, objects_found: list[str]) -> None:
     assert _mentioned(caption) == objects_found
 
 
@@ -175,7 +212,12 @@ def test_thresholds_are_decisions() -> None:
     assert record.reason.startswith("clip_tokens_max: clip_tokens") and record.scores["edit.clip_tokens"] > 75
     (record,) = _edit([long], preset="reference")
     assert record.kept  # the reference checks nothing but its keywords
-    (record,) = _edit(["a dog"], length_ratio_max=1.2, n_edits=1)
+    # Any edit of "a dog" has at least as many words: a maximum under 1 rejects it, one over 1 may not.
+    (record,) = _edit(["a dog"], length_ratio_max=0.99)
+    assert (
+        record.reason.startswith("length_ratio_max: length_ratio") and record.scores["edit.length_ratio"] >= 1
+    )
+    (record,) = _edit(["a dog"], length_ratio_max=1.2)
     assert record.kept == (record.scores["edit.length_ratio"] <= 1.2)
 
 

@@ -145,6 +145,15 @@ def test_fan_out_names_the_siblings_objects_and_rejects_duplicates() -> None:
     assert out[3].caption_b == "A rabbit on a bed." and len({r.seed for r in out}) == 4
 
 
+def test_siblings_are_named_once_each_and_only_with_a_new_object() -> None:
+    answers = ["A dog on a sofa.", "A cat on a sofa.", "A cat on a sofa.", "A cow on a sofa."]
+    with ChatServer(_scripted({"A dog on a sofa.": answers})) as server:
+        _edit(server, ["A dog on a sofa."], n_edits=4, preset="reference")
+        prompts = [body["messages"][-1]["content"] for body in server.requests]
+    avoided = [m.group(1) if (m := re.search(r"new entity: ([^.]*)\.", p)) else None for p in prompts]
+    assert avoided == [None, None, "cat", "cat"]  # the first answer changed nothing: no new object
+
+
 def test_an_earlier_edit_of_the_record_is_neither_kept_nor_avoided() -> None:
     script = {"A dog on a sofa.": ["no idea"] * 2}
     with ChatServer(_scripted(script)) as server:

@@ -35,6 +35,7 @@ from imgdiff.stages.edit.validate import (
         ("A dog on a bed. The dog sleeps.", "A cat on a bed. The cat sleeps.", "dog", "cat"),  # one entity
         ("A dog on a bed. The dog sleeps.", "A cat on a bed. The dog sleeps.", "dog", "cat"),
         ("zebra standing in a field", "Lion standing in a field", "zebra", "Lion"),  # case aside
+        ("The dog sits on a sofa.", "The cats sit on a sofa.", "dog", "cats"),  # the verb follows
     ],
 )
 def test_one_object_replaced_passes(source: str, edited: str, old: str, new: str) -> None:
@@ -70,6 +71,9 @@ def test_one_object_replaced_passes(source: str, edited: str, old: str, new: str
         ("A dog sleeping on a sofa.", "A cat running on a sofa.", "dog", "cat", "multiple_changes"),
         ("Two dogs on a sofa.", "Three cats on a sofa.", "dogs", "cats", "multiple_changes"),  # the count
         ("A sleeping dog on a sofa.", "A barking cat on a sofa.", "dog", "cat", "multiple_changes"),
+        ("A dog on a sofa.", "On a sofa, a cat.", "dog", "cat", "multiple_changes"),  # moved
+        ("A man riding the horse.", "A woman riding the horses.", "man", "woman", "multiple_changes"),
+        ("The dog sits on a sofa.", "The cats run on a sofa.", "dog", "cats", "multiple_changes"),
         (
             "A man riding a horse.",
             "A man riding a camel in the desert.",

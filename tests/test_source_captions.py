@@ -167,3 +167,13 @@ def test_recipe_captions_then_edit_through_the_cli(tmp_path: Path) -> None:
     before = (tmp_path / "run" / "records.jsonl").read_bytes()
     assert main(["run", str(tmp_path / "recipe.yaml"), "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "records.jsonl").read_bytes() == before
+
+
+def test_a_json_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(COCO))
+    parsed = []
+    loads = json.loads
+    monkeypatch.setattr("imgdiff.sources.captions.json.loads", lambda data: parsed.append(1) or loads(data))
+    source = _source(path)  # checks the file
+    assert source.count() == 2 and len(list(source.items())) == 2 and len(parsed) == 1

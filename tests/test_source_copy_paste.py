@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 import imgdiff
+from conftest import SHARED_DATA
 from imgdiff.errors import UsageError
 from imgdiff.record import Record, derive_seed
 from imgdiff.sources import SOURCES, coco, coco_captions
 from imgdiff.sources.copy_paste import CopyPasteSettings, CopyPasteSource
 
-COCO_MINI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco-mini"
+COCO_MINI = SHARED_DATA / "coco-mini"
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +194,9 @@ def test_captions_come_from_the_labels_without_a_caption_file(tmp_path: Path) ->
         ("People waiting at a bus stop.", "bus", "car", 1, None),  # "bus stop" is no bus
         ("A hot dog on a plate.", "dog", "cat", 1, None),
         ("A laptop computer on a desk.", "laptop", "book", 1, "A book on a desk."),
+        ("A herd of sheep in a field.", "sheep", "cow", 5, "A herd of cows in a field."),  # a collective
+        ("The sheep are in a field.", "sheep", "cow", 3, "The cows are in a field."),  # the verb tells
+        ("A white sheep in a field.", "sheep", "cow", 1, "A cow in a field."),
         ("A kitchen with a stove.", "dog", "cat", 1, None),
     ],
 )

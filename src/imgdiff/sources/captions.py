@@ -28,6 +28,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import Field
@@ -64,7 +65,7 @@ class CaptionsSource(FileSource):
                 f"source.path: captions file '{self.path.name}' must end in {', '.join(SUFFIXES)}"
             )
         if self.path.suffix.lower() == ".json":
-            self._json_items()
+            _ = self._json_items
 
     def fingerprint_prefix(self) -> str:
         return f"{super().fingerprint_prefix()}per_image={self.settings.per_image}:"
@@ -90,7 +91,7 @@ class CaptionsSource(FileSource):
     def _raw_items(self) -> Iterator[Any]:
         suffix = self.path.suffix.lower()
         if suffix == ".json":
-            yield from self._json_items()
+            yield from self._json_items
             return
         for line in self.lines():
             if suffix == ".txt":
@@ -101,7 +102,9 @@ class CaptionsSource(FileSource):
             except BadItem as exc:
                 yield Unreadable(str(exc))
 
+    @cached_property
     def _json_items(self) -> list[Any]:
+        """The items of a `.json` file, parsed once: check, count and items all need them."""
         try:
             data = json.loads(self.path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -11,7 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from imgdiff.stages.edit.vocabulary import DETERMINERS, HEADS, MANY, NOUNS, NUMBERS, article, noun
+from imgdiff.stages.edit.vocabulary import (
+    COLLECTIVES,
+    DETERMINERS,
+    HEADS,
+    MANY,
+    NOUNS,
+    NUMBERS,
+    article,
+    noun,
+)
 
 # -- captions -----------------------------------------------------------------------------------------
 # A caption names an object when it holds one of its category's words. A replacement swaps the word
@@ -56,15 +65,23 @@ def mentions(caption: str, category: str) -> list[Mention]:
         following = after.group(1).lower() if after else ""
         if found != category or following in HEADS or _LOOKUP.get(following, (category,))[0] != category:
             continue  # another object, or a modifier: "bus stop", "pizza box", "kite surfer"
-        if plural is None:  # "sheep": the word before tells
-            before = caption[: match.start()].split()
-            last = before[-1].lower() if before else ""
-            plural = last in MANY or (last in NUMBERS and NUMBERS.index(last) > 1)
+        if plural is None:  # "sheep": the words around it tell
+            plural = _plural_around(caption[: match.start()].lower().split(), following)
         if out and not caption[out[-1].end : match.start()].strip():  # "laptop computer" is one
             out[-1] = Mention(out[-1].start, match.end(), plural)
         else:
             out.append(Mention(match.start(), match.end(), plural))
     return out
+
+
+def _plural_around(before: list[str], following: str) -> bool:
+    """Whether a noun that is the same in both numbers is plural here: after a count or a quantity
+    ("two sheep", "some sheep"), after a collective ("a herd of sheep") or before a plural verb
+    ("the sheep are")."""
+    last = before[-1] if before else ""
+    collective = last == "of" and len(before) > 1 and before[-2] in COLLECTIVES
+    counted = last in MANY or (last in NUMBERS and NUMBERS.index(last) > 1)
+    return counted or collective or following in ("are", "were", "have")
 
 
 def replace_in_caption(caption: str, old: str, new: str, count_old: int) -> str | None:

@@ -89,7 +89,7 @@ class _Paste:
 
 class CopyPasteSource(Source):
     type = "copy_paste"
-    version = 1
+    version = 2  # 2: captions keep the number of "sheep", "herd of ..." (collectives, plural verbs)
     Settings = CopyPasteSettings
     settings: CopyPasteSettings
 

@@ -3,15 +3,17 @@ super-category, without weights ("a dog on a sofa" -> "a rabbit on a sofa").
 
 Reading a caption: its words are matched against the vocabulary (`vocabulary.py`), longest phrase
 first ("teddy bear" before "bear"). A match is an object that may be replaced unless it modifies the
-next word ("train station", "computer desk", "orange cat"), is possessive or hyphenated ("man's",
-"dog-friendly"), is part of a compound that names no such object ("home plate"), names a game
-("playing frisbee", "a game of frisbee"), is ambiguous ("glasses"), or is a colour word without a
-determiner ("orange and white").
+next word ("train station", "orange cat"), is possessive or hyphenated ("man's", "dog-friendly"), is
+part of a compound that names no such object ("home plate"), names a game ("playing frisbee", "a
+game of frisbee"), is ambiguous ("glasses"), or is a colour word without a determiner ("orange and
+white"). Object words that say what kind the next object is belong to its mention and are replaced
+with it: "a computer desk" -> "a counter", "a laptop computer" -> "a monitor" (a person before an
+object is an adjective and stays: "a baby elephant" -> "a baby lion").
 
 Replacing it: by an object of the same super-category that may be a new object (person roles such as
 "skier" are only replaced), that the caption does not name already and that no sibling edit used,
-in the same number ("two dogs" -> "two cats"; "sheep" or "broccoli" take their number from the
-words around them, and "a herd of zebra" is plural), with "a"/"an" fixed and a leading capital
+in the same number ("two dogs" -> "two cats"; "sheep" or "broccoli" take their number from their
+determiner or the verb after them, and "a herd of zebra" is plural), with "a"/"an" fixed and a leading capital
 kept. Modifiers stay ("a red car" -> "a red van"), which keeps the two prompts aligned word for
 word. Where a caption uses gendered pronouns, a person is replaced only by people those pronouns
 fit ("a man holding his phone" -> "a boy holding his phone"). The child's seed picks which object
@@ -27,7 +29,7 @@ from functools import cache
 
 from imgdiff.record import Edit, Record
 from imgdiff.stages.edit import CHECKED, REFERENCE, EditSettings, EditStage
-from imgdiff.stages.edit.validate import words
+from imgdiff.stages.edit.validate import PHRASE_BOUNDARY, words
 from imgdiff.stages.edit.vocabulary import (
     AMBIGUOUS,
     COLLECTIVES,
@@ -65,7 +67,7 @@ class Mention:
 
 class LexiconEdit(EditStage):
     method = "lexicon"
-    version = 1
+    version = 2  # 2: finer kinds, compounds replaced whole, a stricter word diff
     Settings = EditSettings
     PRESETS = {"paper": dict(CHECKED), "reference": dict(REFERENCE)}
 
@@ -110,23 +112,33 @@ def find_mentions(caption: str) -> tuple[list[Mention], set[str]]:
     lower = [t.group(0).lower().replace("’", "'") for t in tokens]
     mentions: list[Mention] = []
     named: set[str] = set()
+    modifiers_from: int | None = None  # first token of the object words that modify this one
     i = 0
     while i < len(tokens):
         n, hit = _longest_hit(caption, tokens, lower, i)
         if hit is None:
+            modifiers_from = None
             i += 1
             continue
         obj, number = hit
         named.add(obj.name)
+        phrase = " ".join(lower[i : i + n])
         start, end = tokens[i].start(), tokens[i + n - 1].end()
         around = _Around.of(caption, tokens, lower, i, i + n)
-        if _replaceable(
-            " ".join(lower[i : i + n]), around, caption[start - 1 : start] + caption[end : end + 1]
-        ):
-            collective = around.before == "of" and around.before_two.split(" ")[0] in COLLECTIVES
-            either = around.before not in _SINGULAR_BEFORE and around.after not in _SINGULAR_AFTER
+        edges = caption[start - 1 : start] + caption[end : end + 1]
+        first = i if modifiers_from is None else modifiers_from
+        if _replaceable(phrase, around, edges):
+            # "a computer desk" is replaced whole: "a computer nightstand" is no nightstand.
+            start = tokens[first].start()
+            whole = _Around.of(caption, tokens, lower, first, i + n)
+            collective = whole.before == "of" and whole.before_two.split(" ")[0] in COLLECTIVES
+            singular = _number_word(caption, tokens, lower, first) in _SINGULAR_BEFORE
+            either = not singular and around.after not in _SINGULAR_AFTER
             plural = number == "plural" or collective or (number == "either" and either)
             mentions.append(Mention(start, end, obj, plural))
+            modifiers_from = None
+        else:
+            modifiers_from = first if _names_the_next_object(phrase, obj, around, edges) else None
         i += n
     return mentions, named
 
@@ -159,6 +171,25 @@ def _replaceable(phrase: str, around: _Around, edges: str) -> bool:
     game = around.before in GAMES or around.before_two in GAMES
     colour = phrase in COLOURS and around.before not in DETERMINERS | set(NUMBERS) | MANY
     return not (modifier or compound or game or colour or phrase in AMBIGUOUS or "-" in edges)
+
+
+def _names_the_next_object(phrase: str, obj: VocabObject, around: _Around, edges: str) -> bool:
+    """Whether an object word says what kind of object the next one is ("computer desk", "laptop
+    computer", "apple pie"), so that the two are replaced together; a person ("baby elephant") or a
+    colour is an adjective there and stays."""
+    next_object = around.after in forms() or around.after_two in forms()
+    return next_object and obj.group != "person" and phrase not in COLOURS | AMBIGUOUS and "-" not in edges
+
+
+def _number_word(caption: str, tokens: list[re.Match[str]], lower: list[str], i: int) -> str:
+    """The determiner or count of the noun phrase whose words start at token i, up to two
+    modifiers back ("a white sheep" -> "a"), or "" when there is none."""
+    for j in range(i - 1, max(-1, i - 4), -1):
+        if not _joined(caption, tokens[j], tokens[j + 1]):
+            break
+        if lower[j] in PHRASE_BOUNDARY:
+            return lower[j]
+    return ""
 
 
 def targets(obj: VocabObject, excluded: set[str], context: set[str]) -> list[VocabObject]:

@@ -69,7 +69,7 @@ class LLMEditSettings(EditSettings):
 
 class LLMEdit(EditStage):
     method = "llm"
-    version = 1
+    version = 2  # 2: a stricter word diff (moved objects, an object's number)
     Settings = LLMEditSettings
     PRESETS = {
         "paper": dict(CHECKED),  # the sampling defaults are the research code's
@@ -90,7 +90,10 @@ class LLMEdit(EditStage):
             asked = []
             for parent, children in groups:
                 if parent.kept:
-                    avoid = [c.edit.new for c in children if c.edit is not None]
+                    # A sibling's new object, once each; an answer that changed nothing names none.
+                    avoid = list(
+                        dict.fromkeys(c.edit.new for c in children if c.edit is not None and c.edit.new)
+                    )
                     children.append(self.child(parent, k))
                     asked.append((children[-1], avoid))
             self._ask(asked)

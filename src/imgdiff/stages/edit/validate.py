@@ -14,11 +14,13 @@ edits of one caption are found by the stage.
 
 The word diff (difflib over lower-case words, punctuation ignored) allows, besides the replaced
 phrase itself: articles and agreement words anywhere ("an apple is" -> "a banana is", "his" ->
-"her"), words that differ only by inflection ("sits" -> "sit"), and up to two modifiers right before
-either phrase ("a red car" -> "a bus"), as long as no determiner, preposition, number or -ing word
-lies between. Every other changed word is a second change. A phrase matches whatever the number of
-its last word ("dog" matches "dogs"), leading articles aside. The same replacement made at several
-places ("A dog ... The dog" -> "A cat ... The cat") is one edit.
+"her"), words that differ only by inflection ("sits" -> "sit"; not an object's number: "horse" ->
+"horses" is a second change), and up to two modifiers right before either phrase ("a red car" -> "a
+bus"), as long as no determiner, preposition, number or -ing word lies between. Every other changed
+word is a second change, and so is an object moved elsewhere in the sentence ("A dog on a sofa" ->
+"On a sofa, a cat"): every change must hold the old phrase and the new one at the same place. A
+phrase matches whatever the number of its last word ("dog" matches "dogs"), leading articles aside.
+The same replacement made at several places ("A dog ... The dog" -> "A cat ... The cat") is one edit.
 
 Also here: caption hygiene (`clean_caption`, for sources and answers alike) and `diff_edit`, the
 old and new words of an answer that names no objects (the reference's way of finding them).
@@ -41,7 +43,7 @@ AGREEMENT = frozenset({
     "herself", "itself", "themselves",
 })  # fmt: skip
 # Words that end a noun phrase's run of modifiers when walking back from its noun.
-_BOUNDARY = AGREEMENT | set(NUMBERS) | MANY | {
+PHRASE_BOUNDARY = AGREEMENT | set(NUMBERS) | MANY | {
     "of", "on", "in", "at", "to", "by", "with", "and", "or", "near", "next", "from", "for", "into", "onto",
     "over", "under", "behind", "beside", "while", "as", "some", "one", "another", "each", "every", "no",
     "not",
@@ -138,10 +140,13 @@ def check_edit(source: str, edited: str, old: str, new: str) -> str | None:
     old_zone = old_core | _modifiers(src, old_at)
     new_zone = new_core | _modifiers(dst, new_at)
     for i1, i2, j1, j2 in spans:
-        stray = [w for i, w in enumerate(src[i1:i2], i1) if i not in old_zone and w not in AGREEMENT]
-        stray += [w for j, w in enumerate(dst[j1:j2], j1) if j not in new_zone and w not in AGREEMENT]
+        gone = [w for i, w in enumerate(src[i1:i2], i1) if i not in old_zone and w not in AGREEMENT]
+        came = [w for j, w in enumerate(dst[j1:j2], j1) if j not in new_zone and w not in AGREEMENT]
+        stray = _uninflected(gone, came)
         touches = bool(old_core & set(range(i1, i2)) or new_core & set(range(j1, j2)))
-        if stray or not touches:
+        # Both phrases at this place: "A dog on a sofa" -> "On a sofa, a cat" moves the object.
+        in_place = bool(old_core & set(range(i1 - 1, i2 + 1)) and new_core & set(range(j1 - 1, j2 + 1)))
+        if stray or not touches or not in_place:
             change = f"'{' '.join(src[i1:i2])}' -> '{' '.join(dst[j1:j2])}'"
             return f"multiple_changes: {change} besides '{old}' -> '{new}'"
     return None
@@ -222,7 +227,7 @@ def _modifiers(tokens: list[str], starts: list[int]) -> set[int]:
     out = set()
     for start in starts:
         for i in range(start - 1, max(-1, start - 1 - _MODIFIERS), -1):
-            if tokens[i] in _BOUNDARY or tokens[i].endswith("ing"):
+            if tokens[i] in PHRASE_BOUNDARY or tokens[i].endswith("ing"):
                 break
             out.add(i)
     return out
@@ -232,9 +237,29 @@ def _agreement_only(a: list[str], b: list[str]) -> bool:
     if all(w in AGREEMENT for w in a + b):
         return True
     return len(a) == len(b) and all(
-        x == y or (x in AGREEMENT and y in AGREEMENT) or bool(_lemmas(x) & _lemmas(y))
-        for x, y in zip(a, b, strict=True)
+        x == y or (x in AGREEMENT and y in AGREEMENT) or _inflected(x, y) for x, y in zip(a, b, strict=True)
     )
+
+
+def _uninflected(gone: list[str], came: list[str]) -> list[str]:
+    """The words of `gone` and `came` left once each pair of forms of one word is taken out: a verb
+    next to the replaced phrase may follow its number ("The dog sits" -> "The cats sit")."""
+    came = list(came)
+    left = []
+    for word in gone:
+        match = next((other for other in came if _inflected(word, other)), None)
+        if match is None:
+            left.append(word)
+        else:
+            came.remove(match)
+    return left + came
+
+
+def _inflected(a: str, b: str) -> bool:
+    """Two forms of one word ("sits", "sit"), but not an object's number: "horse" -> "horses" is a
+    second change."""
+    table = forms()
+    return bool(_lemmas(a) & _lemmas(b)) and a not in table and b not in table
 
 
 def _same_noun(a: str, b: str) -> bool:

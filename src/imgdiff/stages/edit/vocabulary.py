@@ -6,9 +6,11 @@ Two views of one word list:
 - `objects()`: the lexicon's objects, each with its synonyms and plurals, in super-categories whose
   members can replace each other plausibly ("a dog on a sofa" -> "a rabbit on a sofa"). They are the
   COCO categories (the person category split into man, woman, boy, ...) plus everyday objects of
-  the Objects365 list. Our super-categories are finer than COCO's twelve: a bus may become a truck
-  but not a bicycle, a bicycle a motorcycle, a bench a couch. Synonyms ("dog", "puppy") are one
-  object, so an edit never swaps a word for its synonym. A word names at most one object.
+  the Objects365 list. Our super-categories are finer than COCO's twelve, kinds that fit the same
+  sentence: a bus may become a truck but not a bicycle, a bicycle a motorcycle, a bench a couch, a
+  baseball bat a golf club but not a frisbee, a surfboard a wakeboard but not skis. Synonyms
+  ("dog", "puppy") are one object, so an edit never swaps a word for its synonym. A word names at
+  most one object.
 The lexicon's objects are built on first use (plurals come from lemminflect, which ships its data).
 """
 
@@ -179,9 +181,9 @@ def article(word: str) -> str:
 
 
 # -- the lexicon's objects --------------------------------------------------------------------------
-# Super-category -> (COCO categories, further objects). Further objects are ";"-separated, their
-# synonyms ","-separated; "word/plural" gives a plural that lemminflect would get wrong or that is
-# the same word (a mass noun such as "lettuce").
+# Super-category -> (COCO categories, possibly none; further objects). Further objects are
+# ";"-separated, their synonyms ","-separated; "word/plural" gives a plural that lemminflect would
+# get wrong or that is the same word (a mass noun such as "lettuce").
 _GROUPS: dict[str, tuple[str, str]] = {
     "road vehicle": ("car, truck, bus", "van; minivan; ambulance; fire truck, fire engine; tractor; jeep; "
                      "limousine, limo; police car"),
@@ -194,47 +196,66 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "wild animal": ("elephant, bear, zebra, giraffe", "lion; tiger; rhinoceros/rhinoceroses, rhino; "
                     "hippopotamus/hippopotamuses, hippo; kangaroo; deer/deer; camel; moose/moose"),
     "bird": ("bird", "swan; owl; penguin; eagle; flamingo; peacock; crow; ostrich"),
-    "street fixture": ("traffic light, fire hydrant, stop sign, parking meter",
-                       "street light, street lamp, lamp post, lamppost; mailbox; trash can, garbage can, "
-                       "trash bin; traffic cone; street sign, road sign, sign; phone booth"),
+    # What stands on a pole, and what stands on the pavement: street signs may hang from a pole.
+    "pole fixture": ("traffic light, stop sign", "street light, street lamp, lamp post, lamppost; "
+                     "street sign, road sign, sign"),
+    "street fixture": ("fire hydrant, parking meter", "mailbox; trash can, garbage can, trash bin; "
+                       "traffic cone; phone booth"),
     "seat": ("chair, couch, bench, bed", "armchair; recliner; rocking chair; hammock; ottoman"),
-    "table": ("dining table", "nightstand; cabinet; shelf/shelves, bookshelf/bookshelves; dresser; "
-              "counter, countertop, counter top"),
+    # What people sit at, and what stores things: "a family at a table" is no family at a dresser.
+    "table": ("dining table", "counter, countertop, counter top; kitchen island"),
+    "storage": ("", "nightstand; cabinet; shelf/shelves, bookshelf/bookshelves; dresser"),
     "bathroom fixture": ("toilet", "bathtub, tub; shower; urinal"),
     "plant": ("potted plant", "flower; cactus/cacti; bouquet; bonsai tree"),
     "screen": ("tv, laptop", "monitor; tablet"),
-    "handheld device": ("mouse, remote, keyboard, cell phone",
-                        "camera; calculator; pair of headphones/headphones"),
-    "kitchen appliance": ("microwave, oven, toaster, refrigerator, sink",
-                          "dishwasher; blender; coffee maker; kettle; washing machine"),
-    "tableware": ("bottle, wine glass, cup, bowl", "plate; jar; teapot; pot; pan; tray"),
+    "computer part": ("mouse, keyboard", "webcam"),
+    "handheld device": ("remote, cell phone", "camera; calculator; walkie talkie"),
+    "kitchen appliance": ("oven, refrigerator, sink", "dishwasher; washing machine"),
+    "countertop appliance": ("microwave, toaster", "blender; coffee maker; kettle"),
+    "drinkware": ("bottle, wine glass, cup", "jar; teapot"),
+    "dishware": ("bowl", "plate; tray; pot; pan"),
     "cutlery": ("fork, knife, spoon", "spatula; ladle; whisk"),
     "fruit": ("banana, apple, orange", "lemon; lime; strawberry; pear; peach; pineapple; watermelon; "
               "mango/mangoes; kiwi; avocado"),
     "vegetable": ("broccoli, carrot", "tomato/tomatoes; potato/potatoes; onion; cucumber; cabbage; "
                   "cauliflower/cauliflower; corn/corn; mushroom; eggplant; asparagus/asparagus; "
                   "lettuce/lettuce"),
-    "dish": ("sandwich, hot dog, pizza, donut, cake", "cookie; pie; muffin; bagel; croissant; pastry; "
-             "burrito; taco; pancake; waffle; salad"),
+    # Savoury dishes and baked sweets: a birthday cake may become a pie, not a taco.
+    "dish": ("sandwich, hot dog, pizza", "burrito; taco; salad; quiche"),
+    "baked good": ("donut, cake", "cookie; pie; muffin; bagel; croissant; pastry; pancake; waffle"),
     "carried item": ("backpack, handbag, suitcase, umbrella", "briefcase; basket; tote bag"),
-    "wearable": ("tie", "hat; cap, baseball cap; helmet; pair of sunglasses/sunglasses; "
-                 "scarf; necklace; belt; bow tie"),
-    "board": ("skis, snowboard, skateboard, surfboard", "sled; wakeboard; paddle board"),
+    "wearable": ("tie, baseball glove", "hat; cap, baseball cap; helmet; pair of sunglasses/sunglasses; "
+                 "pair of headphones/headphones; scarf; necklace; belt; bow tie"),
+    # Boards by where they are ridden: a surfer's wave takes no pair of skis.
+    "snow board": ("skis, snowboard", "sled"),
+    "water board": ("surfboard", "wakeboard; paddle board; bodyboard"),
+    "street board": ("skateboard", "hoverboard; kick scooter"),
     "flown": ("kite", "drone; model airplane"),
-    "sports gear": ("frisbee, sports ball, baseball bat, baseball glove, tennis racket",
-                    "golf club; hockey stick; boomerang"),
-    "decor": ("clock, vase", "lamp; candle; picture frame; painting; mirror; pillow"),
-    "small item": ("book, scissors, teddy bear, hair drier, toothbrush", "doll; magazine; pen; comb; "
-                   "toy car"),
+    # What is thrown or hit, and what one swings: a pitcher throws no tennis racket.
+    "thrown": ("frisbee, sports ball", "boomerang"),
+    "swung": ("baseball bat, tennis racket", "golf club; hockey stick"),
+    "wall decor": ("clock", "mirror; painting; picture frame"),
+    "table decor": ("vase", "lamp; candle"),
+    "textile": ("", "pillow, cushion; blanket; rug; towel"),
+    "reading": ("book", "magazine; newspaper"),
+    "stationery": ("scissors", "pen; pencil; stapler"),
+    "toy": ("teddy bear", "doll; toy car"),
+    "grooming": ("hair drier, toothbrush", "comb; hairbrush; razor"),
 }  # fmt: skip
 
 # Lexicon-only synonyms of COCO categories: compounds that captions use, so the whole compound is
-# replaced ("a coffee table" -> "a nightstand", not "a coffee nightstand").
+# replaced ("a coffee table" -> "a counter", not "a coffee counter"; "a polar bear" -> "a lion").
 _MORE_SYNONYMS = {
-    "dining table": "coffee table, picnic table, kitchen table, end table, side table",
+    "dining table": "coffee table, picnic table, kitchen table, end table, side table, dining room table",
     "bench": "park bench",
     "potted plant": "flower pot, flowerpot",
     "teddy bear": "stuffed animal",
+    "tennis racket": "tennis racquet",
+    "tv": "flat screen tv, flat screen television, flatscreen tv",
+    "remote": "game controller, video game controller, wii remote, wii controller, wii game controller",
+    "oven": "stove top oven",
+    "bus": "double decker bus",
+    "bear": "polar bear, grizzly bear",
 }
 
 # The person category, split: (forms, plural override or "", gender, may be the new object).
@@ -263,7 +284,10 @@ AMBIGUOUS = {"glasses"}
 # Colour words that are objects only after a determiner or a number ("an orange", not "orange cat").
 COLOURS = {"orange"}
 # Two-word phrases whose second word is an object word but that name no such object.
-NOT_OBJECTS = {"home plate", "license plate", "train car", "cable car", "hot plate", "bus stop sign"}
+NOT_OBJECTS = {
+    "home plate", "license plate", "train car", "cable car", "hot plate", "bus stop sign", "truck bed",
+    "flower bed", "toilet bowl",
+}  # fmt: skip
 # "<word> of" before a singular noun that makes it plural in meaning: "a herd of zebra".
 COLLECTIVES = {
     "herd", "flock", "group", "bunch", "pile", "couple", "lot", "lots", "number", "set", "row", "line",
@@ -294,7 +318,7 @@ def objects() -> tuple[VocabObject, ...]:
     """Every object of the lexicon, in a fixed order."""
     out = [_person(*entry) for entry in _PEOPLE]
     for group, (coco, extra) in _GROUPS.items():
-        for category in (c.strip() for c in coco.split(",")):
+        for category in _list(coco, ","):
             singular, plural = (list(forms) for forms in NOUNS[category])
             for more in _list(_MORE_SYNONYMS.get(category, ""), ","):
                 singular.append(more)
