@@ -200,7 +200,11 @@ TINY_INITIALIZER_RANGE = 0.2
 def tiny_tokenizer(specials: list[str], chat_template: str, eos: str, pad: str | None) -> Any:
     """A byte-level BPE tokenizer (Qwen2's class, built in code): every byte is a token, and each word of
     `TINY_VOCAB` after a space (" photo") merges into one token, so prompts made of those words
-    tokenize as words and anything else still round-trips through bytes."""
+    tokenize as words and anything else still round-trips through bytes. Built from vocab.json and
+    merges.txt files, the one constructor transformers 4.x and 5.x share."""
+    import json
+    import tempfile
+
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import Qwen2Tokenizer
 
@@ -208,19 +212,23 @@ def tiny_tokenizer(specials: list[str], chat_template: str, eos: str, pad: str |
     for word in dict.fromkeys(TINY_VOCAB.split()):
         merged = "\u0120"  # the byte-level symbol of a space
         for char in word:  # left to right, so each word has exactly one merge path
-            merges.append((merged, char))
+            merges.append(f"{merged} {char}")
             merged += char
             tokens.append(merged)
     vocab = {token: i for i, token in enumerate(dict.fromkeys([*specials, *tokens]))}
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=list(dict.fromkeys(merges)),
-        unk_token=None,
-        eos_token=eos,
-        pad_token=pad,
-        extra_special_tokens=[s for s in specials if s not in (eos, pad)],
-        model_max_length=4096,
-    )
+    with tempfile.TemporaryDirectory() as work:
+        vocab_file, merges_file = Path(work) / "vocab.json", Path(work) / "merges.txt"
+        vocab_file.write_text(json.dumps(vocab))
+        merges_file.write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n")
+        tokenizer = Qwen2Tokenizer(
+            str(vocab_file),
+            str(merges_file),
+            unk_token=None,
+            eos_token=eos,
+            pad_token=pad,
+            model_max_length=4096,
+        )
+    tokenizer.add_special_tokens({"additional_special_tokens": [s for s in specials if s not in (eos, pad)]})
     tokenizer.chat_template = chat_template
     return tokenizer
 
