@@ -88,7 +88,9 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
     for stage in ("pair_filter", "regions", "describe"):
         assert set(funnel[stage]["rejected"]) <= PIXEL_REASONS, funnel[stage]["rejected"]
     assert stats["kept"] == funnel["describe"]["kept"]
-    assert (out / "export" / "llava").is_dir()
+    card = (out / "export" / "llava" / "README.md").read_text()
+    assert "- source `captions`: the captions file's licence" in card
+    assert "- model `sdxl` (" in card and "- model `qwen` (" in card  # licences travel with the data
 
 
 def test_img_diff_is_a_builtin_recipe(capsys: pytest.CaptureFixture[str]) -> None:

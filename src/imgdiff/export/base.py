@@ -17,7 +17,11 @@ from imgdiff.errors import UsageError
 from imgdiff.record import Record, Region
 
 # source type -> whose licence its images carry
-SOURCE_LICENCES = {"pairs": "user-supplied images: the user's licence"}
+SOURCE_LICENCES = {
+    "pairs": "user-supplied images: the user's licence",
+    "captions": "the captions file's licence (MSCOCO captions: CC BY 4.0); the images are made by the "
+    "diffusion model below, under its licence",
+}
 
 
 class Exporter:
