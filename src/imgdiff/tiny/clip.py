@@ -11,7 +11,7 @@ from imgdiff.tiny.vocab import clip_tokenizer
 
 # The size of each transformer tower of the tiny CLIP and BLIP (text and vision alike).
 TINY_TOWER = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
-# The tiny vision tower: CLIP's here, BLIP's, and the one inside vision_text's LLaVA-NeXT.
+# The tiny vision tower: CLIP's here, BLIP's, and the one inside the tiny LLaVA-NeXT (llava.py).
 TINY_VISION = {**TINY_TOWER, "image_size": 32, "patch_size": 8}
 
 

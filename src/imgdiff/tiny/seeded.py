@@ -23,10 +23,7 @@ def save_random(model_class: Any, config: Any, preprocessor: Any, out: Path) -> 
     """A `model_class` of `config` with deterministic random weights (the caller's random state
     untouched), saved with its processor or tokenizer in `out` like a hub checkpoint (the tiny
     CLIP, BLIP and text LM)."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with fixed_seed():
         model = model_class(config).eval()
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

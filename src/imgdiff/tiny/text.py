@@ -14,7 +14,7 @@ CHATML_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# The size of the tiny LMs: this module's Qwen2 and the Llama inside vision_text's LLaVA-NeXT.
+# The size of the tiny LMs: this module's Qwen2 and the Llama inside the tiny LLaVA-NeXT (llava.py).
 TINY_LM = {
     "hidden_size": 32,
     "intermediate_size": 64,
