@@ -57,7 +57,7 @@ def tiny(new_tokens: int = 16, n: int = 32) -> dict[str, Any]:
     from imgdiff.models import ModelEntry, ModelPool
     from imgdiff.models.openai_chat import load_text
     from imgdiff.models.roles import Generation, VisionPrompt
-    from imgdiff.models.tiny import build_tiny
+    from imgdiff.tiny import build_tiny
     from openai_server import ChatServer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +146,7 @@ def full_size_llava(device: str) -> tuple[Any, Any]:
     its real image settings (the tokenizer is the tiny one: ids only need to exist)."""
     import torch
 
-    from imgdiff.models.vision_text import build_llava_next
+    from imgdiff.tiny.llava import build_llava_next
 
     return build_llava_next(
         FULL_VISION, FULL_TEXT, PINPOINTS, vision_feature_layer=-2, device=device, dtype=torch.float16

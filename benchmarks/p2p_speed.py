@@ -37,8 +37,8 @@ from typing import Any
 
 import torch
 
-from imgdiff.models.diffusion import SDXL_BASE_TEXT, SDXL_BASE_TEXT_2, SDXL_BASE_UNET, sdxl_scheduler
 from imgdiff.p2p import P2PConfig, PairRequest, generate_pairs
+from imgdiff.tiny.diffusion import SDXL_BASE_TEXT, SDXL_BASE_TEXT_2, SDXL_BASE_UNET, sdxl_scheduler
 
 GOALS = {"p2p_over_stock_4": 1.05, "p2p_over_stock_1": 1.15, "peak_ratio": 1.10}
 PAIRS = [
@@ -81,7 +81,7 @@ def full_size_sdxl(device: str, work: Path) -> Any:
     )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-    from imgdiff.models.tiny import clip_tokenizer
+    from imgdiff.tiny.vocab import clip_tokenizer
 
     tokenizer = clip_tokenizer(work / "tok")
     tokenizer_2 = clip_tokenizer(work / "tok2", pad_token="!")
@@ -111,7 +111,7 @@ def full_size_sdxl(device: str, work: Path) -> Any:
 def tiny_sdxl(work: Path) -> Any:
     from diffusers import DiffusionPipeline
 
-    from imgdiff.models.diffusion import make_tiny_sdxl
+    from imgdiff.tiny.diffusion import make_tiny_sdxl
 
     pipe = DiffusionPipeline.from_pretrained(str(make_tiny_sdxl(work / "sdxl")))
     pipe.set_progress_bar_config(disable=True)

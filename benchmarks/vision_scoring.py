@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from imgdiff.models import ModelEntry, ModelPool
-from imgdiff.models.tiny import TINY_WORDS
+from imgdiff.tiny.vocab import TINY_WORDS
 
 # openai/clip-vit-base-patch32
 CLIP_FULL = {
@@ -81,7 +81,7 @@ def full_clip(out: Path, device: str) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
-    from imgdiff.models.tiny import clip_tokenizer
+    from imgdiff.tiny.vocab import clip_tokenizer
 
     tokenizer = clip_tokenizer(out / "bpe")
     ids = {f"{t}_token_id": getattr(tokenizer, f"{t}_token_id") for t in ("bos", "eos", "pad")}
@@ -113,7 +113,7 @@ def full_blip(out: Path, device: str) -> Path:
         BlipProcessor,
     )
 
-    from imgdiff.models.blip import write_wordpiece_vocab
+    from imgdiff.tiny.vocab import write_wordpiece_vocab
 
     tokenizer = BertTokenizer(
         str(write_wordpiece_vocab(out / "wordpiece")), model_max_length=BLIP_FULL["window"]
@@ -141,7 +141,7 @@ def full_blip(out: Path, device: str) -> Path:
 
 def load_models(work: Path, full: bool, device: str) -> tuple[Any, Any]:
     """(embedder, matcher) loaded through ModelPool from checkpoints written under `work`."""
-    from imgdiff.models import blip, clip
+    from imgdiff.tiny import blip, clip
 
     if full:
         paths = {"clip": full_clip(work / "clip", device), "blip": full_blip(work / "blip", device)}

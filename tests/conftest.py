@@ -50,7 +50,7 @@ def tree_bytes(root: Path, *parts: str) -> dict[str, bytes]:
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """`tiny_models("clip")` -> the model entry (dict) of a tiny random-weight checkpoint, built once
     per test session by `imgdiff models make-tiny`'s own builders and loaded by the normal path."""
-    from imgdiff.models.tiny import build_tiny
+    from imgdiff.tiny import build_tiny
 
     root = tmp_path_factory.mktemp("tiny-models")
     built: dict[str, dict[str, Any]] = {}

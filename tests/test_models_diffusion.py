@@ -11,8 +11,9 @@ import torch
 
 from imgdiff.errors import UsageError
 from imgdiff.models import ModelEntry, ModelPool
-from imgdiff.models.diffusion import DiffusionModel, make_tiny_sd15
+from imgdiff.models.diffusion import DiffusionModel
 from imgdiff.p2p import P2PConfig, PairRequest, generate_pairs
+from imgdiff.tiny.diffusion import make_tiny_sd15
 from p2p_reference import one_torch_thread  # noqa: F401
 
 

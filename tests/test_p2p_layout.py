@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from imgdiff.models.diffusion import SDXL_BASE_UNET
-from imgdiff.models.tiny import clip_tokenizer
 from imgdiff.p2p import P2PConfig, PairRequest
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.prior import layer_grids
 from imgdiff.p2p.processor import installed
+from imgdiff.tiny.diffusion import SDXL_BASE_UNET
+from imgdiff.tiny.vocab import clip_tokenizer
 
 FACTORIES = {"arange", "empty", "zeros", "ones", "full", "scalar_tensor", "lift_fresh", "_to_copy", "randn"}
 

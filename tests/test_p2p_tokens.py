@@ -8,8 +8,8 @@ import pytest
 
 from imgdiff import clip_tokens
 from imgdiff.errors import UsageError
-from imgdiff.models.tiny import clip_tokenizer
 from imgdiff.p2p.tokens import PromptError, phrase_positions, refine_alignment, tokenize_prompt
+from imgdiff.tiny.vocab import clip_tokenizer
 
 
 @pytest.fixture(scope="module")

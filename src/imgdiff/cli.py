@@ -118,7 +118,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "recipes":
         return _recipes(args)
     if args.command == "models":
-        return _models(args)
+        from imgdiff.commands.models import models_command
+
+        return models_command(args)
     if args.command == "status":
         from imgdiff.survey import status
 
@@ -203,54 +205,6 @@ def _recipes(args: argparse.Namespace) -> int:
     if args.name not in found:
         raise UsageError(f"no built-in recipe '{args.name}'{did_you_mean(str(args.name), found)}")
     print(found[args.name], end="")
-    return 0
-
-
-def _models(args: argparse.Namespace) -> int:
-    if args.action == "make-tiny":
-        return _make_tiny(Path(args.dir), args.only)
-    from dataclasses import asdict
-
-    from imgdiff.models.fetch import fetch_models, list_models, rows_table
-
-    if args.action == "list":
-        rows = list_models(args.recipe)
-        print(json.dumps([asdict(r) for r in rows]) if args.json else rows_table(rows))
-        return 0
-    recipe, _ = fetch_models(args.recipe, Path(args.to), say=print)
-    print(f"wrote {recipe}: it runs offline, e.g. imgdiff run {recipe} --out RUN")
-    return 0
-
-
-def _make_tiny(out: Path, only: str | None) -> int:
-    from imgdiff.errors import did_you_mean
-    from imgdiff.models import missing_package
-    from imgdiff.models.tiny import TINY, make_tiny
-
-    names = list(dict.fromkeys(n.strip() for n in only.split(",") if n.strip())) if only else list(TINY)
-    for name in names:
-        if name not in TINY:
-            raise UsageError(f"make-tiny --only: unknown model '{name}'{did_you_mean(name, TINY)}")
-    if not names:
-        raise UsageError(f"make-tiny --only: no model named (valid: {', '.join(TINY)})")
-    print(f"building {len(names)} tiny model(s) in {out}", flush=True)
-    built: list[str] = []
-
-    def report(name: str, entry: dict[str, Any]) -> None:
-        built.append(name)
-        print(f"  {name}: {entry['path']}", flush=True)
-
-    try:
-        make_tiny(out, names, on_built=report)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").startswith("imgdiff"):
-            raise
-        raise missing_package(names[len(built)], exc) from None
-    line = (
-        f"wrote {out / 'recipe.yaml'} and {out / 'models.yaml'}; to see the models load and run (random "
-        f"weights: the outputs are noise): imgdiff run {out / 'recipe.yaml'} --out RUN --limit 8"
-    )
-    print(line)
     return 0
 
 

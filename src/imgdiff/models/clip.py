@@ -9,13 +9,12 @@ position window: the reference crashes on captions over 77 tokens (METHOD.md 7).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from imgdiff.models.compat import features_tensor, torchvision_image_processor
 from imgdiff.models.loading import load_transformers
 
 T = TypeVar("T")
@@ -103,7 +102,7 @@ def pixel_values(image_processor: Any, images: list[np.ndarray], device: str, dt
     A torchvision-based processor resizes on the model's device: on a GPU, resizing on the CPU
     costs more than CLIP's forward (crops of 8-200 px to 224 px: about 600 crops/s on 16 CPU cores,
     2,800 on an H200, whose ViT-B/32 tower embeds some 27,000 crops/s)."""
-    extra = {"device": device} if _resizes_on_device(image_processor) else {}
+    extra = {"device": device} if torchvision_image_processor(image_processor) else {}
     batch = image_processor(
         rgb_arrays(images),
         return_tensors="pt",
@@ -126,27 +125,11 @@ def rgb_arrays(images: list[np.ndarray]) -> list[np.ndarray]:
     ]
 
 
-def _resizes_on_device(image_processor: Any) -> bool:
-    """Whether the image processor is torchvision-based (takes `device=`): transformers 5's
-    default, 4.x's "fast" processors; the PIL/numpy ones are not."""
-    try:  # transformers 5
-        from transformers.image_processing_backends import TorchvisionBackend as Torchvision
-    except ImportError:
-        try:  # transformers 4.x
-            from transformers.image_processing_utils_fast import BaseImageProcessorFast as Torchvision
-        except ImportError:
-            return False
-    return isinstance(image_processor, Torchvision)
-
-
 def _unit_rows(features: Any) -> np.ndarray:
-    """float32 numpy rows of unit length from get_*_features' result: a tensor in transformers
-    4.x, an output object holding it as `pooler_output` in 5.x."""
+    """float32 numpy rows of unit length from get_*_features' result."""
     import torch
 
-    if not isinstance(features, torch.Tensor):
-        features = features.pooler_output
-    return torch.nn.functional.normalize(features.float(), dim=-1).cpu().numpy()
+    return torch.nn.functional.normalize(features_tensor(features).float(), dim=-1).cpu().numpy()
 
 
 def load(name: str, entry: Any) -> ClipEmbedder:
@@ -154,52 +137,3 @@ def load(name: str, entry: Any) -> ClipEmbedder:
     from transformers import CLIPModel, CLIPProcessor
 
     return ClipEmbedder(*load_transformers(name, entry, CLIPModel, CLIPProcessor))
-
-
-# -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
-
-# The size of each transformer tower of the tiny CLIP and BLIP (text and vision alike).
-TINY_TOWER = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4}
-# The tiny vision tower: CLIP's here, BLIP's, and the one inside vision_text's LLaVA-NeXT.
-TINY_VISION = {**TINY_TOWER, "image_size": 32, "patch_size": 8}
-
-
-def make_tiny(out: Path) -> Path:
-    """A random-weight CLIP (32 px images, 77-token window, tiny BPE vocabulary) saved like a hub
-    checkpoint: model and processor in `out`."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
-
-    from imgdiff.models.tiny import clip_tokenizer
-
-    with tempfile.TemporaryDirectory() as work:
-        tokenizer = clip_tokenizer(Path(work))
-    config = CLIPConfig(
-        text_config={
-            **TINY_TOWER,
-            "vocab_size": len(tokenizer),
-            "max_position_embeddings": 77,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id,
-        },
-        vision_config=dict(TINY_VISION),
-        projection_dim=16,
-    )
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    return save_random(CLIPModel, config, processor, out)
-
-
-def save_random(model_class: Any, config: Any, preprocessor: Any, out: Path) -> Path:
-    """A `model_class` of `config` with deterministic random weights (the caller's random state
-    untouched), saved with its processor or tokenizer in `out` like a hub checkpoint (the tiny
-    CLIP, BLIP and text LM)."""
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = model_class(config).eval()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    preprocessor.save_pretrained(out)
-    return out

@@ -4,6 +4,7 @@
 Hugging Face cache first; it is downloaded only when the hub is reachable and `HF_HUB_OFFLINE` is not
 set (DESIGN.md: no network at run time unless the user asked for a hub id and is online). Anything
 missing fails with one line: the model's name, where it looked, and how to get it.
+`release_asset` names an entry's ultralytics checkpoint that `imgdiff models fetch` can download.
 `load_transformers` is the one way the transformers roles (CLIP, BLIP, the text and vision-text
 generators) load what `locate` found.
 """
@@ -15,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgdiff.errors import UsageError
+from imgdiff.models.compat import transformers_dtype_keyword
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
 
 FETCH_HINT = "where you are online, run `imgdiff models fetch RECIPE --to DIR`, then run DIR/recipe.yaml"
+# The segmenter checkpoints we load that ultralytics publishes as release assets (by file name).
+ULTRALYTICS_ASSETS = frozenset({"FastSAM-s.pt", "FastSAM-x.pt"})
 
 
 class ModelNotFound(UsageError):
@@ -87,9 +91,16 @@ def locate(name: str, entry: ModelEntry) -> Path:
         ) from None
 
 
-def _path_hint(entry: ModelEntry) -> str:
-    from imgdiff.models.fetch import release_asset
+def release_asset(entry: ModelEntry) -> str | None:
+    """The ultralytics release file an entry's `path` names (e.g. FastSAM-x.pt), or None: a file
+    that `imgdiff models fetch` can download when the path does not exist."""
+    if entry.backend == "ultralytics" and entry.path is not None:
+        name = Path(entry.path).name
+        return name if name in ULTRALYTICS_ASSETS else None
+    return None
 
+
+def _path_hint(entry: ModelEntry) -> str:
     if release_asset(entry) is not None:
         return FETCH_HINT
     return "fix the path, or name the model by its hub id (`id:`) to have it downloaded"
@@ -136,17 +147,7 @@ def load_transformers(
         preprocessor = preprocessor_class.from_pretrained(path, local_files_only=True)
         # Loaded in the dtype, not cast afterwards: a cast also rounds buffers such as RoPE's
         # frequencies, which transformers keeps in float32.
-        model = model_class.from_pretrained(path, local_files_only=True, **_dtype_keyword(dtype))
+        model = model_class.from_pretrained(path, local_files_only=True, **transformers_dtype_keyword(dtype))
     except (OSError, ValueError) as exc:  # missing or unreadable files, an unknown architecture
         raise UsageError(f"model '{name}': cannot load {path}: {first_line(exc)}") from None
     return model.to(device).eval(), preprocessor, device, dtype
-
-
-def _dtype_keyword(dtype: Any) -> dict[str, Any]:
-    """`from_pretrained`'s dtype argument: `dtype` since transformers 4.56 (which deprecated the
-    older `torch_dtype`), `torch_dtype` before."""
-    import transformers
-    from packaging.version import Version
-
-    new = Version(transformers.__version__).release >= (4, 56)
-    return {"dtype": dtype} if new else {"torch_dtype": dtype}

@@ -7,7 +7,8 @@ Vision prompts send the text and each image as a PNG data URL in one user turn, 
 transformers backend does. Requests run `concurrency` at a time; results come back in prompt order.
 
 A server that is busy or flaky is waited for: 429 (after its Retry-After), 5xx, timeouts and dropped
-connections are retried with exponential backoff, up to `max_retries` times. Other 4xx answers (a
+connections are retried with exponential backoff (`tenacity`: 1 s doubling, at most 30 s), up to
+`max_retries` times; a failure elsewhere in the batch cuts the wait short. Other 4xx answers (a
 wrong model name, a prompt over the context) fail at once, as does a server that refuses the
 connection (not running, wrong port). Every failure is one line naming the model, the URL, what
 happened and after how many attempts.
@@ -16,6 +17,7 @@ happened and after how many attempts.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -25,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
+import tenacity
 
 from imgdiff.errors import UsageError
 from imgdiff.models.loading import first_line
 from imgdiff.models.roles import Generation, VisionPrompt
-from imgdiff.store import encode_image
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
@@ -41,6 +43,16 @@ class ChatServerError(UsageError):
 
 class _Stopped(Exception):
     """Another prompt of the batch failed; this one gives up waiting."""
+
+
+class _Retry(Exception):
+    """One attempt failed in a way that trying again may mend (429, 5xx, a timeout, a dropped
+    connection); `retry_after` is the server's wish for the wait (429's Retry-After)."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
 
 
 def load_text(name: str, entry: ModelEntry) -> OpenAITextGenerator:
@@ -109,33 +121,54 @@ class ChatClient:
     def complete(self, body: dict[str, Any], stop: threading.Event) -> str:
         """One request, retried on 429, 5xx, timeouts and dropped connections."""
         attempts = self.max_retries + 1
-        for attempt in range(1, attempts + 1):
-            retry_after = None
-            try:
-                response = self._http.post(self.url, json=body)
-            except httpx.ConnectError as exc:  # refused or unresolvable: nobody is serving there
-                raise self.error(
-                    f"cannot connect ({first_line(exc)}) on attempt {attempt}; is the server running?"
-                ) from None
-            except httpx.TimeoutException:
-                problem = f"no answer within {self.timeout_s:g} s"
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                problem = f"connection dropped ({first_line(exc)})"
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a malformed URL: retrying cannot help
-                raise self.error(f"{first_line(exc)} (attempt {attempt}, not retried)") from None
-            else:
-                if response.status_code == 200:
-                    return self.answer_of(response, attempt)
-                problem = f"HTTP {response.status_code}: {_server_message(response)}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise self.error(f"{problem} (attempt {attempt}, not retried)")
-                retry_after = _retry_after_s(response) if response.status_code == 429 else None
-            if attempt == attempts:
-                break
-            backoff = min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
-            if stop.wait(retry_after if retry_after is not None else backoff):
+        backoff = tenacity.wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            asked = failure.retry_after if isinstance(failure, _Retry) else None
+            return asked if asked is not None else backoff(state)
+
+        def sleep(seconds: float) -> None:
+            if stop.wait(seconds):  # another prompt of the batch failed for good
                 raise _Stopped()
-        raise self.error(f"gave up after {attempts} attempts, the last: {problem}")
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retry),
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=wait,
+            sleep=sleep,
+            reraise=True,  # the last _Retry, not tenacity's RetryError
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self.attempt(body, attempt.retry_state.attempt_number)
+        except _Retry as last:
+            raise self.error(f"gave up after {attempts} attempts, the last: {last.problem}") from None
+        raise AssertionError("unreachable: tenacity returns or raises")
+
+    def attempt(self, body: dict[str, Any], attempt: int) -> str:
+        """One try: the answer, `_Retry` when trying again may help, `ChatServerError` when not."""
+        try:
+            response = self._http.post(self.url, json=body)
+        except httpx.ConnectError as exc:  # refused or unresolvable: nobody is serving there
+            raise self.error(
+                f"cannot connect ({first_line(exc)}) on attempt {attempt}; is the server running?"
+            ) from None
+        except httpx.TimeoutException:
+            raise _Retry(f"no answer within {self.timeout_s:g} s") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise _Retry(f"connection dropped ({first_line(exc)})") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a malformed URL: retrying cannot help
+            raise self.error(f"{first_line(exc)} (attempt {attempt}, not retried)") from None
+        if response.status_code == 200:
+            return self.answer_of(response, attempt)
+        problem = f"HTTP {response.status_code}: {_server_message(response)}"
+        if response.status_code == 429:
+            raise _Retry(problem, retry_after=_retry_after_s(response))
+        if response.status_code >= 500:
+            raise _Retry(problem)
+        raise self.error(f"{problem} (attempt {attempt}, not retried)")
 
     def answer_of(self, response: httpx.Response, attempt: int) -> str:
         try:
@@ -179,8 +212,13 @@ def messages_of(prompt: VisionPrompt) -> list[dict[str, Any]]:
 
 
 def png_data_url(image: np.ndarray) -> str:
-    """The image as a data URL, PNG-encoded the way the run store writes images (lossless)."""
-    return "data:image/png;base64," + base64.b64encode(encode_image(image, "png")).decode("ascii")
+    """The image as a data URL: a lossless PNG, at zlib level 1 as the run store writes them (fast,
+    and a backend does not reach into the run layer for three lines)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image)).save(buffer, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _retry_after_s(response: httpx.Response) -> float | None:

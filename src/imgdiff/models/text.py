@@ -8,13 +8,12 @@ generator seeded by its record's seed (`SeededSampler`), so a record's text does
 batch it lands in. Generation stops at EOS or `max_new_tokens`; only the new tokens are decoded.
 
 This module also holds what `vision_text.py` shares: batching and decoding (`ChatGenerator`,
-`generate_new_tokens`), the tiny LM's size and the tiny word-level tokenizer that `make-tiny` builds
-in code (no download). Both load through `loading.load_transformers`.
+`generate_new_tokens`). Both load through `loading.load_transformers`; the tiny chat LM is built in
+`imgdiff.tiny.text`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,23 +24,6 @@ from imgdiff.models.roles import Generation
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
-
-# Words of the tiny tokenizers' vocabulary: the prompts tests and smoke runs send, so that they
-# tokenize into words rather than <unk>.
-TINY_VOCAB = (
-    "a an the of on in with and is are at to by from it this that there what which one two few some "
-    "photo picture image images region object objects caption sentence answer only replace another "
-    "describe difference differences between contents red box boxes left right black bar shown side "
-    "separated concise sentences blue green white black small big cat dog car bus apple banana table "
-    "chair man woman person bench tree street room plate cup sitting standing next front top hint "
-    "hints system user assistant"
-)
-
-# ChatML, as Qwen2-Instruct's template renders it.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 
 def load(name: str, entry: ModelEntry) -> TransformersTextGenerator:
@@ -181,77 +163,3 @@ def _top_p(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the more likely tokens
     sorted_probs[before >= top_p] = 0.0
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-
-
-# -- tiny checkpoint for tests and smoke runs --------------------------------------------------------
-
-# The size of the tiny LMs: this module's Qwen2 and the Llama inside vision_text's LLaVA-NeXT.
-TINY_LM = {
-    "hidden_size": 32,
-    "intermediate_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 4096,
-}
-# Larger than the default 0.02: clear top-1 margins, so greedy decoding is stable.
-TINY_INITIALIZER_RANGE = 0.2
-
-
-def tiny_tokenizer(specials: list[str], chat_template: str, eos: str, pad: str | None) -> Any:
-    """A byte-level BPE tokenizer (Qwen2's class, built in code): every byte is a token, and each word of
-    `TINY_VOCAB` after a space (" photo") merges into one token, so prompts made of those words
-    tokenize as words and anything else still round-trips through bytes. Built from vocab.json and
-    merges.txt files, the one constructor transformers 4.x and 5.x share."""
-    import json
-    import tempfile
-
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Qwen2Tokenizer
-
-    tokens, merges = sorted(ByteLevel.alphabet()), []
-    for word in dict.fromkeys(TINY_VOCAB.split()):
-        merged = "\u0120"  # the byte-level symbol of a space
-        for char in word:  # left to right, so each word has exactly one merge path
-            merges.append(f"{merged} {char}")
-            merged += char
-            tokens.append(merged)
-    vocab = {token: i for i, token in enumerate(dict.fromkeys([*specials, *tokens]))}
-    with tempfile.TemporaryDirectory() as work:
-        vocab_file, merges_file = Path(work) / "vocab.json", Path(work) / "merges.txt"
-        vocab_file.write_text(json.dumps(vocab))
-        merges_file.write_text("#version: 0.2\n" + "\n".join(dict.fromkeys(merges)) + "\n")
-        tokenizer = Qwen2Tokenizer(
-            str(vocab_file),
-            str(merges_file),
-            unk_token=None,
-            eos_token=eos,
-            pad_token=pad,
-            model_max_length=4096,
-        )
-    tokenizer.add_special_tokens({"additional_special_tokens": [s for s in specials if s not in (eos, pad)]})
-    tokenizer.chat_template = chat_template
-    return tokenizer
-
-
-def make_tiny(out: Path) -> Path:
-    """A tiny random Qwen2 chat LM with a ChatML template and Qwen2's tokenizer class, saved as a
-    transformers folder."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from imgdiff.models.clip import save_random
-
-    tokenizer = tiny_tokenizer(
-        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
-        CHATML_TEMPLATE,
-        eos="<|im_end|>",
-        pad="<|endoftext|>",
-    )
-    config = Qwen2Config(
-        **TINY_LM,
-        vocab_size=len(tokenizer),
-        num_key_value_heads=2,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-        initializer_range=TINY_INITIALIZER_RANGE,
-    )
-    return save_random(Qwen2ForCausalLM, config, tokenizer, out)

@@ -25,12 +25,19 @@ import yaml
 
 from imgdiff.errors import UsageError
 from imgdiff.models import ModelEntry, missing_package
-from imgdiff.models.loading import FETCH_HINT, cached_snapshot, first_line, hub_cache, hub_offline
+from imgdiff.models.loading import (
+    FETCH_HINT,
+    cached_snapshot,
+    first_line,
+    hub_cache,
+    hub_offline,
+    release_asset,
+)
 from imgdiff.recipe import load_recipe, parse_recipe, read_raw
 
-# ultralytics 8.4's `attempt_download_asset` fetches its named checkpoints from this release.
+# ultralytics 8.4's `attempt_download_asset` fetches its named checkpoints (`ULTRALYTICS_ASSETS`)
+# from this release.
 ULTRALYTICS_RELEASE = "https://github.com/ultralytics/assets/releases/download/v8.4.0"
-ULTRALYTICS_ASSETS = frozenset({"FastSAM-s.pt", "FastSAM-x.pt"})  # the segmenter checkpoints we load
 ASSETS_URL_ENV = "IMGDIFF_ASSETS_URL"  # another base URL for those files (a mirror)
 FETCHED = ".imgdiff-fetched.json"  # written into DIR/<name> once a hub snapshot is complete
 
@@ -55,14 +62,6 @@ class Step:
     action: str  # keep | server | done | copy | download | asset | missing
     what: str  # for messages
     target: Path | None = None  # the local copy the rewritten recipe points at
-
-
-def release_asset(entry: ModelEntry) -> str | None:
-    """The ultralytics release file an entry's `path` names (e.g. FastSAM-x.pt), or None."""
-    if entry.backend == "ultralytics" and entry.path is not None:
-        name = Path(entry.path).name
-        return name if name in ULTRALYTICS_ASSETS else None
-    return None
 
 
 def list_models(spec: str | Path | dict[str, Any]) -> list[ModelRow]:

@@ -1,20 +1,22 @@
-"""`imgdiff models make-tiny DIR`: tiny random-weight checkpoints of every model family imgdiff
-loads, saved in the formats the real ones come in, plus `DIR/models.yaml` (entries pointing at
-them) and `DIR/recipe.yaml` (the `img-diff` recipe on them when it exists, else the quickstart with
-those entries). The test suite loads exactly these through the normal loading path; users can
-smoke-test an install with them offline. Random weights give garbage text and images: they show
-that everything loads, runs and is wired, not that outputs are good.
+"""Checkpoints built in code with random weights: `imgdiff models make-tiny DIR` writes a tiny one
+of every model family imgdiff loads, in the formats the real ones come in, plus `DIR/models.yaml`
+(entries pointing at them) and `DIR/recipe.yaml` (the `img-diff` recipe on them when it exists, else
+the quickstart with those entries). The test suite loads exactly these through the normal loading
+path; users can smoke-test an install with them offline. Random weights give garbage text and images:
+they show that everything loads, runs and is wired, not that outputs are good.
 
-Each model family's module owns its builder (`make_tiny(out: Path) -> Path`, returning the folder or
-file an entry's `path` names); this module only lists them and writes the recipe.
+One module per family owns its builder (`make_tiny(out: Path) -> Path`, returning the folder or file
+an entry's `path` names): `clip`, `blip`, `fastsam`, `text` (the chat LM), `llava`, `diffusion`;
+`vocab` builds their vocabularies and `seeded` their deterministic weights. `llava` and `diffusion`
+also build full-size random models for benchmarks. This package sits above `imgdiff.models` (it
+imports the backends, never the reverse) and above `imgdiff.recipe` (`tiny_recipe`); this module only
+lists the builders and writes the recipe.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +26,17 @@ from imgdiff.errors import UsageError, did_you_mean
 
 # entry name -> (entry fields without the path, "module:builder")
 TINY: dict[str, tuple[dict[str, Any], str]] = {
-    "clip": ({"role": "embedder"}, "imgdiff.models.clip:make_tiny"),
-    "blip": ({"role": "matcher"}, "imgdiff.models.blip:make_tiny"),
+    "clip": ({"role": "embedder"}, "imgdiff.tiny.clip:make_tiny"),
+    "blip": ({"role": "matcher"}, "imgdiff.tiny.blip:make_tiny"),
     "fastsam": (
         {"role": "segmenter", "backend": "ultralytics", "imgsz": 128},
-        "imgdiff.models.fastsam:make_tiny",
+        "imgdiff.tiny.fastsam:make_tiny",
     ),
-    "llm": ({"role": "text_generator"}, "imgdiff.models.text:make_tiny"),
-    "llava": ({"role": "vl_generator"}, "imgdiff.models.vision_text:make_tiny"),
-    "sd15": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.models.diffusion:make_tiny_sd15"),
-    "sdxl": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.models.diffusion:make_tiny_sdxl"),
+    "llm": ({"role": "text_generator"}, "imgdiff.tiny.text:make_tiny"),
+    "llava": ({"role": "vl_generator"}, "imgdiff.tiny.llava:make_tiny"),
+    "sd15": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.tiny.diffusion:make_tiny_sd15"),
+    "sdxl": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.tiny.diffusion:make_tiny_sdxl"),
 }
-
-# Words the tiny CLIP BPE vocabulary knows whole (everything else splits into bytes, which is
-# useful: tests see multi-token words).
-TINY_WORDS = (
-    "a an the of on in with and is are at to photo picture image red blue green white black small big "
-    "cat dog car bus apple banana table chair man woman person bench tree street room plate cup sitting "
-    "standing next front top"
-)
 
 
 def make_tiny(
@@ -124,50 +118,3 @@ TINY_CAPTIONS = (
     "a man standing in front of a bus",
     "an apple on a white plate",
 )
-
-
-@lru_cache(maxsize=1)
-def _byte_symbols() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable character table."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    keep += list(range(ord("®"), ord("ÿ") + 1))
-    codes = keep[:]
-    extra = 0
-    for b in range(256):
-        if b not in keep:
-            keep.append(b)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(keep, [chr(c) for c in codes], strict=True))
-
-
-def write_clip_bpe(out: Path, words: str = TINY_WORDS) -> tuple[Path, Path]:
-    """A small CLIP BPE vocabulary as vocab.json + merges.txt: every byte, plus each of the
-    space-separated `words` whole. Special tokens come last, as in OpenAI's vocabulary."""
-    out.mkdir(parents=True, exist_ok=True)
-    base = list(_byte_symbols().values())
-    vocab = base + [c + "</w>" for c in base]
-    merges: list[str] = []
-    for word in dict.fromkeys(words.split()):
-        symbols = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(symbols) > 1:
-            merged = symbols[0] + symbols[1]
-            rule = f"{symbols[0]} {symbols[1]}"
-            if rule not in merges:
-                merges.append(rule)
-                vocab.append(merged)
-            symbols = [merged, *symbols[2:]]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    ids = {token: i for i, token in enumerate(dict.fromkeys(vocab))}
-    vocab_file, merges_file = out / "vocab.json", out / "merges.txt"
-    vocab_file.write_text(json.dumps(ids))
-    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    return vocab_file, merges_file
-
-
-def clip_tokenizer(work: Path, pad_token: str = "<|endoftext|>") -> Any:
-    """A transformers CLIPTokenizer on the tiny vocabulary, with CLIP's 77-token window."""
-    from transformers import CLIPTokenizer
-
-    vocab_file, merges_file = write_clip_bpe(work)
-    return CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77, pad_token=pad_token)
