@@ -110,8 +110,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be at least 0")
-    bench = open_benchmark(args.benchmark, args.data, args.split, args.task)
     name, entry = load_entry(args.models, args.model)
+    bench = open_benchmark(args.benchmark, args.data, args.split, args.task)
 
     def progress(done: int, total: int) -> None:
         print(f"predict: {done}/{total} asked", file=sys.stderr, flush=True)
