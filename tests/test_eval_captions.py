@@ -50,7 +50,8 @@ def write_formats(root: Path, refs: dict[str, list[str]], preds: dict[str, str])
         },
         "coco-results": [{"image_id": int(i), "caption": p} for i, p in preds.items()],
         "spot-the-diff": [{"img_id": i, "sentences": ss} for i, ss in refs.items()],
-        "image-edit-request": [{"uid": i, "img0": f"{i}_0.png", "img1": f"{i}_1.png", "sents": ss} for i, ss in refs.items()],
+        "image-edit-request": [{"uid": i, "img0": f"{i}_0.png", "img1": f"{i}_1.png", "sents": ss}
+                               for i, ss in refs.items()],
         "dict": {i: [p] for i, p in preds.items()},
     }  # fmt: skip
     paths = {}
@@ -153,6 +154,7 @@ def test_ids_on_one_side_are_listed_and_fail_unless_allowed(tmp_path: Path, caps
     result = json.loads(capsys.readouterr().out)
     assert result["pairs"] == 7 and result["METEOR"] is None
     assert result["only_in_predictions"] == ["9999"] and result["only_in_references"] == ["1003"]
-    expected = by_hand({i: refs[i] for i in preds if i in refs}, {i: p for i, p in preds.items() if i in refs},
-                       lambda s: {i: [captions.regex_tokenize(x) for x in v] for i, v in s.items()})  # fmt: skip
+    both = [i for i in preds if i in refs]
+    regex = lambda s: {i: [captions.regex_tokenize(x) for x in v] for i, v in s.items()}  # noqa: E731
+    expected = by_hand({i: refs[i] for i in both}, {i: preds[i] for i in both}, regex)
     assert abs(result["CIDEr-D"] - expected["CIDEr-D"]) <= 1e-9

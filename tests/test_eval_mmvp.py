@@ -26,7 +26,14 @@ def write_mmvp(root: Path, rows: list[int] = ROWS, key: dict[int, str] = KEY) ->
         writer = csv.writer(handle)
         writer.writerow(["Index", "Question", "Options", "Correct Answer"])
         for index in rows:
-            writer.writerow([index, f"Is the door open in picture {index}?", "(a) Open (b) Closed", f"({key.get(index, 'ab'[index % 2 == 0])})"])
+            writer.writerow(
+                [
+                    index,
+                    f"Is the door open in picture {index}?",
+                    "(a) Open (b) Closed",
+                    f"({key.get(index, 'ab'[index % 2 == 0])})",
+                ]
+            )
             pixels = np.full((40, 48, 3), (index * 37) % 256, np.uint8)
             Image.fromarray(pixels).save(root / "MMVP Images" / f"{index}.jpg")
     return root
@@ -53,13 +60,29 @@ def run_eval(tmp_path: Path, answers: dict[str, str], *extra: str) -> dict:
 def test_corrections_change_pair_accuracy(tmp_path: Path, capsys) -> None:
     # The model answers what is true: the corrected key. Pairs 1-4 all right but row 4; the two
     # corrected pairs right only under the corrected key.
-    truth = {1: "a", 2: "b", 3: "a", 4: "a", 5: "b", 6: "a", 7: "a", 8: "b", 99: "b", 100: "a", 279: "a", 280: "b"}
+    truth = {
+        1: "a",
+        2: "b",
+        3: "a",
+        4: "a",
+        5: "b",
+        6: "a",
+        7: "a",
+        8: "b",
+        99: "b",
+        100: "a",
+        279: "a",
+        280: "b",
+    }
     answers = {str(i): f"({letter})" for i, letter in truth.items()}
     pred, folder = run_eval(tmp_path, answers)
     corrected = json.loads(capsys.readouterr().out)
     assert corrected["pair_accuracy"] == pytest.approx(100 * 5 / 6)
     assert corrected["question_accuracy"] == pytest.approx(100 * 11 / 12)
-    assert main(["eval", "mmvp", "--pred", str(pred), "--questions", str(folder), "--json", "--no-corrections"]) == 0
+    assert (
+        main(["eval", "mmvp", "--pred", str(pred), "--questions", str(folder), "--json", "--no-corrections"])
+        == 0
+    )
     released = json.loads(capsys.readouterr().out)
     assert released["pair_accuracy"] == pytest.approx(100 * 3 / 6)
     assert released["question_accuracy"] == pytest.approx(100 * 7 / 12)

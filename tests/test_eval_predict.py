@@ -54,9 +54,13 @@ def test_spot_the_diff_and_image_edit_request_answers_score_as_captions(tmp_path
     (std / "annotations").mkdir(parents=True)
     refs = [{"img_id": str(i), "sentences": [f"the car {i} is gone", "a person walks"]} for i in (1, 2, 3)]
     (std / "annotations" / "test.json").write_text(json.dumps(refs))
-    write_pair_images(std / "resized_images", [f"{i}.png" for i in (1, 2, 3)] + [f"{i}_2.png" for i in (1, 2, 3)], 0)
+    write_pair_images(
+        std / "resized_images", [f"{i}.png" for i in (1, 2, 3)] + [f"{i}_2.png" for i in (1, 2, 3)], 0
+    )
     ier = tmp_path / "ier"
-    entries = [{"uid": f"u{i}", "img0": f"{i}_a.jpg", "img1": f"{i}_b.jpg", "sents": ["make it red"]} for i in (1, 2)]
+    entries = [
+        {"uid": f"u{i}", "img0": f"{i}_a.jpg", "img1": f"{i}_b.jpg", "sents": ["make it red"]} for i in (1, 2)
+    ]
     (ier / "images").mkdir(parents=True)
     (ier / "test.json").write_text(json.dumps(entries))
     write_pair_images(ier / "images", [e["img0"] for e in entries] + [e["img1"] for e in entries], 1)
@@ -71,11 +75,18 @@ def test_spot_the_diff_and_image_edit_request_answers_score_as_captions(tmp_path
             args = ["predict", bench, "--data", str(data), "--models", str(models), "--out", str(out)]
             assert main(args) == 0
             written = read_predictions(out)
-            assert written.header["benchmark"] == bench and written.header["prompt"]  # prompts in the metadata
+            assert (
+                written.header["benchmark"] == bench and written.header["prompt"]
+            )  # prompts in the metadata
             assert {line["answer"] for line in written.items.values()} == {"2 images: the car is gone"}
             assert all(line["prompt"] == written.header["prompt"] for line in written.items.values())
             capsys.readouterr()
-            assert main(["eval", "captions", "--pred", str(out), "--refs", str(refs_file), "--tokenizer", "regex"]) == 0
+            assert (
+                main(
+                    ["eval", "captions", "--pred", str(out), "--refs", str(refs_file), "--tokenizer", "regex"]
+                )
+                == 0
+            )
             text = capsys.readouterr().out
             assert f"predictions format: imgdiff; references format: {bench}" in text
             assert "CIDEr-D" in text and "ROUGE-L" in text
@@ -145,16 +156,16 @@ def test_killed_and_rerun_finishes_without_asking_again(tmp_path: Path, capsys) 
 
 def test_bad_benchmarks_and_models_are_one_line_errors(tmp_path: Path, capsys) -> None:
     models = models_file(tmp_path, served("http://127.0.0.1:9/v1"))
-    out = str(tmp_path / "p.jsonl")
+    common = ["--models", str(models), "--out", str(tmp_path / "p.jsonl")]
+    data = ["--data", str(tmp_path)]
     for argv, message in (
-        (["predict", "mmvpp", "--data", str(tmp_path), "--models", str(models), "--out", out], "unknown benchmark"),
-        (["predict", "mmvp", "--models", str(models), "--out", out], "needs --data"),
-        (["predict", "mmvp", "--data", str(tmp_path), "--models", str(models), "--out", out], "Questions.csv"),
-        (["predict", f"run:{tmp_path}", "--models", str(models), "--out", out], "not an imgdiff run"),
-        (["predict", "mmvp", "--data", str(tmp_path), "--models", str(models), "--model", "x", "--out", out],
-         "no model entry 'x'"),
-    ):  # fmt: skip
-        assert main(argv) == 2, argv
+        (["mmvpp", *data], "unknown benchmark"),
+        (["mmvp"], "needs --data"),
+        (["mmvp", *data], "Questions.csv"),
+        ([f"run:{tmp_path}"], "not an imgdiff run"),
+        (["mmvp", *data, "--model", "x"], "no model entry 'x'"),
+    ):
+        assert main(["predict", *argv, *common]) == 2, argv
         assert message in capsys.readouterr().err
 
 
@@ -164,7 +175,9 @@ def test_unreadable_image_is_an_error_line_not_a_crash(tmp_path: Path) -> None:
     with ChatServer(["(a)"]) as server:
         models = models_file(tmp_path, served(server.url))
         out = tmp_path / "p.jsonl"
-        assert main(["predict", "mmvp", "--data", str(folder), "--models", str(models), "--out", str(out)]) == 0
+        assert (
+            main(["predict", "mmvp", "--data", str(folder), "--models", str(models), "--out", str(out)]) == 0
+        )
         assert len(server.requests) == 1
     lines = read_predictions(out).items
     assert lines["1"]["answer"] == "(a)" and "cannot read image" in lines["2"]["error"]

@@ -27,6 +27,7 @@ IGNORED = frozenset(("a", "an", "the", "this", "that", "these", "those", "some",
 REMOVAL_WORDS = (
     "removed", "remove", "removal", "gone", "missing", "disappeared", "disappears", "vanished",
     "no longer", "absent", "erased", "deleted", "empty", "taken away", "not there", "nothing",
+    "only the background",
 )  # fmt: skip
 
 
