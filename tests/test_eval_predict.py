@@ -181,3 +181,22 @@ def test_unreadable_image_is_an_error_line_not_a_crash(tmp_path: Path) -> None:
         assert len(server.requests) == 1
     lines = read_predictions(out).items
     assert lines["1"]["answer"] == "(a)" and "cannot read image" in lines["2"]["error"]
+
+
+def test_a_line_cut_by_a_kill_is_skipped_and_cut_off(tmp_path: Path) -> None:
+    from imgdiff.eval.predictions import PredictionsWriter
+
+    path = tmp_path / "p.jsonl"
+    writer = PredictionsWriter(path, {"benchmark": "x"})
+    writer.append([{"id": "1", "answer": "a"}, {"id": "2", "answer": "b"}])
+    writer.close()
+    with path.open("ab") as handle:
+        handle.write(b'{"id": "3", "ans')  # a kill in the middle of a batch's write
+    assert set(read_predictions(path).items) == {"1", "2"}
+    PredictionsWriter(path, {"benchmark": "x"}).append([{"id": "3", "answer": "c"}])
+    assert read_predictions(path).answers() == {"1": "a", "2": "b", "3": "c"}
+    path.write_bytes(b'{"imgdiff_predictions": 1, "bench')  # killed while writing the header
+    PredictionsWriter(path, {"benchmark": "x"}).append([{"id": "9", "answer": "z"}])
+    assert read_predictions(path).header["benchmark"] == "x" and read_predictions(path).answers() == {
+        "9": "z"
+    }

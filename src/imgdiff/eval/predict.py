@@ -131,8 +131,8 @@ def _answered(out: Path, header: dict[str, Any], fresh: bool) -> set[str]:
     """Ids already answered in `out` under the same header (none with `fresh`, which empties it)."""
     if fresh and out.exists():
         out.unlink()
-    if not out.exists() or out.stat().st_size == 0:
-        return set()
+    if not out.exists() or b"\n" not in out.read_bytes():
+        return set()  # nothing, or a header cut short by a kill (the writer starts the file again)
     previous = read_predictions(out)
     old = {k: v for k, v in previous.header.items() if k != "imgdiff_predictions"}
     if old != header:
