@@ -139,7 +139,7 @@ def report(scores: dict[str, Any]) -> str:
             for kind, values in value.items():
                 lines.append(f"  {kind:<12} " + "  ".join(f"{k} {_shown(v)}" for k, v in values.items()))
         elif isinstance(value, dict):
-            lines.append(f"{key:<22} " + ", ".join(f"{k}: {v}" for k, v in value.items()))
+            lines.append(f"{key:<22} " + (", ".join(f"{k}: {v}" for k, v in value.items()) or "none"))
         else:
             lines.append(f"{key:<22} {_shown(value)}")
     return "\n".join(lines)
