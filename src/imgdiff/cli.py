@@ -66,10 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, action="append", dest="formats")
     export.add_argument("--to", help="folder to write into (default DIR/export)")
 
-    evaluate = sub.add_parser("eval", help="score a run: localization")
-    evaluate.add_argument("name", choices=["localization"])
-    evaluate.add_argument("dir")
-    evaluate.add_argument("--json", action="store_true")
+    from imgdiff.eval.cli import register as register_eval
+
+    register_eval(sub)  # `eval` and `predict`
 
     recipes = sub.add_parser("recipes", help="the built-in recipes")
     recipes.add_argument("action", choices=["list", "show"])
@@ -129,16 +128,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             json.dumps({"rows": survey.rows(), "blocked": survey.blocked}) if args.json else survey.report()
         )
         return 0
-    if args.command == "eval":
-        from imgdiff.eval.localization import evaluate_dir
+    if args.command in ("eval", "predict"):
+        from imgdiff.eval.cli import dispatch
 
-        scores = evaluate_dir(args.dir)
-        if args.json:
-            print(json.dumps(scores))
-        else:
-            for key, value in scores.items():
-                print(f"{key:<22} {value:.4f}" if isinstance(value, float) else f"{key:<22} {value}")
-        return 0
+        return dispatch(args)
     if args.command == "merge":
         from imgdiff.merge import merge
 

@@ -1,1 +1,1 @@
-"""Evaluations: `imgdiff eval <name> ...` (today: localization)."""
+"""Evaluations and predictions: `imgdiff eval captions|mmvp|localization|describe` and `imgdiff predict`."""

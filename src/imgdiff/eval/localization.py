@@ -73,3 +73,79 @@ def evaluate_dir(out: str | Path) -> dict[str, Any]:
     if not any(r.truth for r in records) and not any(r.kind == "distractor" for r in records):
         raise UsageError(f"'{out}' has no ground truth to score (use the synthetic or copy_paste source)")
     return evaluate(records)
+
+
+# -- a model's answers to `predict run:DIR --task locate` -------------------------------------------
+#
+# The prompt asks for one box, so the first box an answer holds is the prediction (the forms read
+# are in `box_answers`). Over the kept non-distractor pairs with truth that have an answer:
+# `iou` of a pair = the best IoU of that box with a truth box (0 when the answer has no box);
+# `accuracy_iou50` = share of pairs with iou >= 0.5; `mean_iou` = mean iou over all those pairs,
+# unparseable answers included as 0; `unparseable` = answers without a box. Overall and per kind.
+
+
+def score_answers(records: list[Record], lines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from imgdiff.eval.box_answers import parse_boxes
+
+    per_kind: dict[str, list[float]] = {}
+    unparseable: dict[str, int] = {}
+    forms: dict[str, int] = {}
+    no_truth = 0
+    for record in records:
+        if record.kind == "distractor" or not record.truth:
+            no_truth += 1
+            continue
+        line = lines[record.id]
+        width, height = line.get("size") or (0, 0)
+        boxes, form = parse_boxes(str(line.get("answer", "")), int(width), int(height))
+        unparseable.setdefault(record.kind, 0)
+        if not boxes:
+            unparseable[record.kind] += 1
+        else:
+            forms[form or ""] = forms.get(form or "", 0) + 1
+        best = max((iou(boxes[0], t.box) for t in record.truth), default=0.0) if boxes else 0.0
+        per_kind.setdefault(record.kind, []).append(best)
+    every = [v for values in per_kind.values() for v in values]
+    return {
+        **_iou_scores(every, sum(unparseable.values())),
+        "no_truth": no_truth,
+        "box_forms": forms,
+        "per_kind": {kind: _iou_scores(v, unparseable[kind]) for kind, v in sorted(per_kind.items())},
+    }
+
+
+def _iou_scores(ious: list[float], unparseable: int) -> dict[str, Any]:
+    return {
+        "accuracy_iou50": sum(v >= IOU_MIN for v in ious) / len(ious) if ious else None,
+        "mean_iou": sum(ious) / len(ious) if ious else None,
+        "pairs": len(ious),
+        "unparseable": unparseable,
+    }
+
+
+def evaluate_answers(out: str | Path, pred: Path, allow_missing: bool = False) -> dict[str, Any]:
+    from imgdiff.eval.run_answers import join
+
+    records, lines = join(out, pred, "locate", allow_missing)
+    return score_answers(records, lines)
+
+
+def report(scores: dict[str, Any]) -> str:
+    """Every number after its name (fractions, as the rest of this command prints)."""
+    lines = []
+    for key, value in scores.items():
+        if key == "per_kind":
+            lines.append("per kind:")
+            for kind, values in value.items():
+                lines.append(f"  {kind:<12} " + "  ".join(f"{k} {_shown(v)}" for k, v in values.items()))
+        elif isinstance(value, dict):
+            lines.append(f"{key:<22} " + (", ".join(f"{k}: {v}" for k, v in value.items()) or "none"))
+        else:
+            lines.append(f"{key:<22} {_shown(value)}")
+    return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "none" if value is None else str(value)
