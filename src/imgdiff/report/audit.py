@@ -11,6 +11,7 @@ interval (it stays inside [0, 1] and is honest for small samples, unlike the nor
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import heapq
 import math
@@ -19,7 +20,7 @@ from typing import Any
 
 from imgdiff.errors import UsageError
 from imgdiff.export.base import samples_of
-from imgdiff.record import Record
+from imgdiff.record import Record, Region, TruthBox
 from imgdiff.store import RunStore
 
 AXES = ("box", "content_captions", "difference_caption")
@@ -33,7 +34,7 @@ Z95 = 1.959963984540054
 TEXT_COLUMNS = (
     "sample",
     "record",
-    "box",
+    "box_xyxy",  # where the box is; the axis `box` is whether it is right
     "image_a",
     "image_b",
     "region_caption_a",
@@ -67,8 +68,8 @@ def draw(run_dir: Path, n: int) -> list[dict[str, str]]:
     heap: list[tuple[int, str, dict[str, str]]] = []
     for raw in store.iter_record_dicts():
         try:
-            record = Record.from_dict(raw)
-        except (TypeError, ValueError, KeyError):
+            record = _readable(raw)
+        except (TypeError, ValueError, KeyError, AttributeError):
             continue  # a record this version cannot read has no sample to audit
         for k, region in samples_of(record):
             sample = f"{record.id}_{k}"
@@ -76,7 +77,7 @@ def draw(run_dir: Path, n: int) -> list[dict[str, str]]:
             row = {
                 "sample": sample,
                 "record": record.id,
-                "box": " ".join(f"{v:g}" for v in region.box),
+                "box_xyxy": " ".join(f"{v:g}" for v in region.box),
                 "image_a": record.images.get("a", ""),
                 "image_b": record.images.get("b", ""),
                 "region_caption_a": region.captions.get("a", ""),
@@ -91,6 +92,17 @@ def draw(run_dir: Path, n: int) -> list[dict[str, str]]:
     if not heap:
         raise UsageError(f"'{run_dir}' has no exported samples to audit (no kept pair with a described box)")
     return [row for _, _, row in sorted(heap, key=lambda e: (-e[0], e[1]))]
+
+
+def _readable(raw: dict[str, Any]) -> Record:
+    """A Record from a line of any version: fields this version does not know are left out."""
+    data = {k: v for k, v in raw.items() if k in _FIELDS[Record]}
+    for name, kind in (("regions", Region), ("truth", TruthBox)):
+        data[name] = [{k: v for k, v in item.items() if k in _FIELDS[kind]} for item in raw.get(name) or []]
+    return Record.from_dict(data)
+
+
+_FIELDS = {kind: {f.name for f in dataclasses.fields(kind)} for kind in (Record, Region, TruthBox)}
 
 
 def write_sheet(run_dir: Path, rows: list[dict[str, str]], out: Path | None = None) -> Path:

@@ -37,6 +37,7 @@ class GalleryItem:
     thumb: str | None  # relative to the report folder; None when the run has no pixels for it
     full: dict[str, str]  # "a"/"b" -> link to the full-size image, relative to the report folder
     note: str = ""
+    small: bool = False  # a thumbnail narrower than its card: the page shows its pixels unblurred
 
 
 class GalleryPicker:
@@ -116,6 +117,7 @@ def _item(raw: dict[str, Any], run_root: Path, report_dir: Path) -> GalleryItem:
     target.parent.mkdir(parents=True, exist_ok=True)
     thumb.save(target, format="JPEG", quality=82, optimize=True)
     item.thumb = f"gallery/{quote(target.name)}"
+    item.small = thumb.width < THUMB_WIDTH // 2
     return item
 
 

@@ -187,7 +187,7 @@ def write_audit_page(run_dir: Path, rows: list[dict[str, str]], folder: Path) ->
         entry = dict(row)
         try:
             with Image.open(run_dir / row["image_a"]) as a, Image.open(run_dir / row["image_b"]) as b:
-                box = [float(v) for v in row["box"].split()]
+                box = [float(v) for v in row["box_xyxy"].split()]
                 pair = side_by_side(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")), box)
             picture = Image.fromarray(pair)
             if picture.width > 1200:

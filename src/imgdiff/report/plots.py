@@ -75,7 +75,7 @@ def histogram(
         if edges[1] - edges[0] == 1.0:  # integer bins: integer ticks
             from matplotlib.ticker import MaxNLocator
 
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         axes.set_title(title)
         axes.set_xlabel(xlabel)
         axes.set_ylabel("count")
