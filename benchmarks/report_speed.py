@@ -155,7 +155,7 @@ def _record(i: int, rng: random.Random, pair: tuple[str, str]) -> tuple[dict, li
                     "source": "diff",
                     "scores": region_scores,
                     "captions": {"a": f"a {old}", "b": f"a {new}"},
-                    "difference": f"The {old} in the red box became a {new} ({rng.choice(['left', 'right', 'top'])}).",
+                    "difference": f"The {old} on the {rng.choice(['left', 'right'])} became a {new}.",
                     "rejected_by": None,
                     "reason": None,
                 }

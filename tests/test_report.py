@@ -48,7 +48,7 @@ def test_any_run_renders_with_what_it_does_not_know(hand_run: Path) -> None:
     assert "Dropped by reason: jitter_max 1" in html
     # the funnel is stats.json's
     stats = json.loads((hand_run / "stats.json").read_text())
-    assert f'data-funnel="future.rejected.wobble_lt">1<' in html
+    assert 'data-funnel="future.rejected.wobble_lt">1<' in html
     assert f'data-funnel="records">{stats["records"]}<' in html
     # run facts: models with revision, GPU cost for the stage whose model is on cuda, log times
     assert "abc123" in html and "2026-03-01 10:00:00" in html and "2026-03-01 10:05:30" in html
