@@ -20,10 +20,12 @@ LINE_COLOURS = {"min": "#C44E52", "gt": "#C44E52", "max": "#8172B3", "lt": "#817
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "imgdiff-report", "font.size": 9}
 
 
-def _figure(width: float = 5.2, height: float = 2.9) -> Any:
+def _figure(width: float = 5.2, height: float = 2.9, right: float = 0.97, left_in: float = 0.6) -> Any:
+    """Fixed margins: a layout engine measures every text on every save, which cost half the time."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(left=left_in / width, right=right, bottom=0.5 / height, top=1 - 0.3 / height)
     return figure, figure.add_subplot()
 
 
@@ -73,9 +75,8 @@ def histogram(
         if reference is not None:
             axes.axvline(reference, color="black", linestyle=":", linewidth=1.2, label=f"{reference:g}")
         if edges[1] - edges[0] == 1.0:  # integer bins: integer ticks
-            from matplotlib.ticker import MaxNLocator
-
-            axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            axes.xaxis.set_major_locator(_integers())
+        axes.yaxis.set_major_locator(_integers())
         axes.set_title(title)
         axes.set_xlabel(xlabel)
         axes.set_ylabel("count")
@@ -100,7 +101,7 @@ def funnel(path: Path, stages: list[dict[str, Any]]) -> None:
 
     with matplotlib.rc_context(_RC):
         names = [str(s.get("stage", "?")) for s in stages]
-        figure, axes = _figure(7.2, 0.55 * len(names) + 1.3)
+        figure, axes = _figure(7.2, 0.55 * len(names) + 1.3, right=0.72, left_in=1.0)
         y = np.arange(len(names))[::-1]
         kept = np.array([float(s.get("kept", 0)) for s in stages])
         axes.barh(y, kept, color=KEPT, label="kept")
@@ -114,6 +115,7 @@ def funnel(path: Path, stages: list[dict[str, Any]]) -> None:
             axes.barh(y, counts, left=left, color=shade, label=f"rejected: {code}")
             left += counts
         axes.set_yticks(y, names)
+        axes.xaxis.set_major_locator(_integers())
         axes.set_xlabel("records")
         axes.set_title("funnel: records into each step")
         axes.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -131,7 +133,15 @@ def bars(path: Path, title: str, counts: Sequence[tuple[str, float]], xlabel: st
         axes.set_xticks(
             range(len(labels)), labels, rotation=30 if max(map(len, labels), default=0) > 6 else 0
         )
+        axes.yaxis.set_major_locator(_integers())
         axes.set_title(title)
         axes.set_xlabel(xlabel)
         axes.set_ylabel("count")
         _save(figure, path)
+
+
+def _integers() -> Any:
+    """Ticks at whole numbers only: counts are never fractional."""
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True, min_n_ticks=1)
