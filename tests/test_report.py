@@ -150,3 +150,22 @@ def test_a_run_without_stats_is_refused(hand_run: Path, capsys: pytest.CaptureFi
     (hand_run / "stats.json").unlink()
     assert main(["report", str(hand_run)]) == 2
     assert "no stats.json yet" in capsys.readouterr().err
+
+
+def test_damaged_lines_are_shown_as_far_as_they_go(hand_run: Path) -> None:
+    damaged = [
+        {"id": 7, "status": "kept", "scores": [1, 2], "regions": {"box": 1}, "images": ["a"], "edit": "cat"},
+        {"id": "x", "status": "kept", "scores": {"s.nan": float("nan"), "s.text": "high", "s.ok": 1.0}},
+        {
+            "id": "y",
+            "status": "odd",
+            "regions": [{"box": [1, 2], "scores": None}, "not a region"],
+            "truth": [3],
+        },
+        ["not", "a", "record"],
+        {"id": "z", "kind": None, "caption_a": 5, "regions": [{"box": [0, 0, 5, 5], "difference": 3}]},
+    ]
+    with (hand_run / "records.jsonl").open("a") as handle:
+        handle.write("\n" + "\n".join(json.dumps(d) for d in damaged) + "\n")
+    html = build_report(hand_run).read_text()
+    assert 'alt="s.ok"' in html and 'alt="s.nan"' in html and 'alt="s.text"' not in html

@@ -33,7 +33,7 @@ class Split:
     rejected: list[float] = field(default_factory=list)
 
     def add(self, value: Any, kept: bool) -> None:
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        if _is_number(value) and math.isfinite(value):
             (self.kept if kept else self.rejected).append(float(value))
 
     def __len__(self) -> int:
@@ -64,10 +64,47 @@ def gather(store: RunStore, gallery: GalleryPicker) -> RunData:
     data = RunData(store.read_meta() or {}, store.read_stats() or {}, gallery=gallery)
     for raw in store.iter_record_dicts():
         if isinstance(raw, dict):
-            _add_record(data, raw, store.root)
+            _add_record(data, tidy(raw), store.root)
     for key, path in store.side_tables().items():
         _add_table(data, key, path)
     return data
+
+
+_CONTAINERS = {
+    "scores": dict,
+    "images": dict,
+    "aux": dict,
+    "generation": dict,
+    "regions": list,
+    "truth": list,
+}
+
+
+def tidy(raw: dict[str, Any]) -> dict[str, Any]:
+    """The record with every container field of the type the schema gives it (a wrong one is left
+    out), so that a damaged or foreign line is shown as far as it goes instead of stopping the report."""
+    out = dict(raw)
+    for key, kind in _CONTAINERS.items():
+        if not isinstance(out.get(key), kind):
+            out[key] = kind()
+    if not isinstance(out.get("edit"), dict):
+        out["edit"] = None
+    out["regions"] = [_tidy_region(r) for r in out["regions"] if isinstance(r, dict)]
+    out["truth"] = [t for t in out["truth"] if isinstance(t, dict)]
+    for key in ("id", "kind", "caption_a", "caption_b"):
+        if key in out and not isinstance(out[key], str):
+            out[key] = str(out[key])
+    if not isinstance(out.get("source_index"), int):
+        out["source_index"] = 0
+    return out
+
+
+def _tidy_region(region: dict[str, Any]) -> dict[str, Any]:
+    out = dict(region)
+    for key in ("scores", "captions"):
+        if not isinstance(out.get(key), dict):
+            out[key] = {}
+    return out
 
 
 def _add_record(data: RunData, raw: dict[str, Any], root: Path) -> None:
@@ -75,15 +112,15 @@ def _add_record(data: RunData, raw: dict[str, Any], root: Path) -> None:
     data.records += 1
     data.kept += kept
     data.kinds[str(raw.get("kind", "unknown")), "kept" if kept else "rejected"] += 1
-    for name, value in (raw.get("scores") or {}).items():
-        data.record_scores.setdefault(str(name), Split()).add(value, kept)
-    regions = [r for r in raw.get("regions") or [] if isinstance(r, dict)]
+    for name, value in raw["scores"].items():
+        if _is_number(value):  # NaN too: its plot then says it has no finite value
+            data.record_scores.setdefault(str(name), Split()).add(value, kept)
+    regions = raw["regions"]
     for region in regions:
         accepted = region.get("rejected_by") is None
-        for name, value in (region.get("scores") or {}).items():
-            if name in _NOT_SCORES:
-                continue
-            data.box_scores.setdefault(str(name), Split()).add(value, kept and accepted)
+        for name, value in region["scores"].items():
+            if name not in _NOT_SCORES and _is_number(value):
+                data.box_scores.setdefault(str(name), Split()).add(value, kept and accepted)
     if kept:
         accepted = [r for r in regions if r.get("rejected_by") is None and _is_box(r.get("box"))]
         data.boxes_per_pair[len(accepted)] += 1
@@ -115,7 +152,7 @@ def _light(raw: dict[str, Any], regions: list[dict[str, Any]]) -> Record:
     boxes = [Region(list(r["box"]), str(r.get("source", ""))) for r in regions if _is_box(r.get("box"))]
     return Record(
         id=str(raw.get("id", "")),
-        source_index=int(raw.get("source_index", 0)),
+        source_index=raw["source_index"],
         seed=0,
         kind=raw.get("kind", "unknown"),
         regions=boxes,
@@ -158,6 +195,10 @@ def _add_table(data: RunData, key: tuple[str, str], path: Path) -> None:
                 reasons[str(reason).split(":", 1)[0]] += 1
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _is_box(box: Any) -> bool:
     return isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
 
@@ -168,7 +209,7 @@ def _area(box: list[float]) -> float:
 
 def _image_size(root: Path, raw: dict[str, Any]) -> tuple[int, int] | None:
     """Image a's size from its file header (no decoding); None when the image is not there."""
-    rel = (raw.get("images") or {}).get("a")
+    rel = raw["images"].get("a")
     if not isinstance(rel, str):
         return None
     try:

@@ -71,7 +71,7 @@ def _context(store: RunStore, data: RunData, folder: Path) -> dict[str, Any]:
     by_flow = sorted(
         data.record_scores.items(), key=lambda kv: (order.get(kv[0].split(".")[0], len(order)), kv[0])
     )
-    for name, values in by_flow:
+    for name, values in by_flow:  # a score never finite has a (labelled) empty plot
         lines = for_record_score(thresholds, name)
         plots.histogram(figure("scores", f"score-{name}", name), name, values, lines)
     for name, values in sorted(data.box_scores.items()):

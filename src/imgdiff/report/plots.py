@@ -57,6 +57,9 @@ def histogram(
         shown = [
             (s, label, c) for s, label, c in zip(stacks, labels, (KEPT, REJECTED), strict=True) if s.size
         ]
+        if not shown:  # a score stored only as NaN or infinity: say so rather than draw nothing
+            axes.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=axes.transAxes)
+            shown = [(np.array([]), "", KEPT)]
         axes.hist(
             [s for s, _, _ in shown],
             bins=edges,
