@@ -169,3 +169,14 @@ def test_damaged_lines_are_shown_as_far_as_they_go(hand_run: Path) -> None:
         handle.write("\n" + "\n".join(json.dumps(d) for d in damaged) + "\n")
     html = build_report(hand_run).read_text()
     assert 'alt="s.ok"' in html and 'alt="s.nan"' in html and 'alt="s.text"' not in html
+
+
+def test_out_never_clears_a_folder_that_is_not_a_report(hand_run: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    (mine / "plots").mkdir(parents=True)
+    (mine / "plots" / "keep.txt").write_text("mine")
+    assert main(["report", str(hand_run), "--out", str(mine)]) == 2
+    assert (mine / "plots" / "keep.txt").read_text() == "mine"
+    assert main(["report", str(hand_run), "--out", str(tmp_path / "new"), "--gallery", "1"]) == 0
+    assert main(["report", str(hand_run), "--out", str(tmp_path / "new"), "--gallery", "0"]) == 0  # its own
+    assert not list((tmp_path / "new" / "gallery").glob("*.jpg"))  # the old thumbnails went with it

@@ -94,15 +94,15 @@ def draw(run_dir: Path, n: int) -> list[dict[str, str]]:
     return [row for _, _, row in sorted(heap, key=lambda e: (-e[0], e[1]))]
 
 
+_FIELDS = {kind: {f.name for f in dataclasses.fields(kind)} for kind in (Record, Region, TruthBox)}
+
+
 def _readable(raw: dict[str, Any]) -> Record:
     """A Record from a line of any version: fields this version does not know are left out."""
     data = {k: v for k, v in raw.items() if k in _FIELDS[Record]}
     for name, kind in (("regions", Region), ("truth", TruthBox)):
         data[name] = [{k: v for k, v in item.items() if k in _FIELDS[kind]} for item in raw.get(name) or []]
     return Record.from_dict(data)
-
-
-_FIELDS = {kind: {f.name for f in dataclasses.fields(kind)} for kind in (Record, Region, TruthBox)}
 
 
 def write_sheet(run_dir: Path, rows: list[dict[str, str]], out: Path | None = None) -> Path:

@@ -44,6 +44,7 @@ class Split:
 class RunData:
     meta: dict[str, Any]
     stats: dict[str, Any]
+    gallery: GalleryPicker
     records: int = 0
     kept: int = 0
     kinds: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, status)
@@ -57,11 +58,10 @@ class RunData:
     truth_records: list[Record] = field(default_factory=list)  # light copies for eval.localization
     best_iou: list[float] = field(default_factory=list)  # per truth box, its best predicted box
     text: TextStats = field(default_factory=TextStats)
-    gallery: GalleryPicker | None = None
 
 
 def gather(store: RunStore, gallery: GalleryPicker) -> RunData:
-    data = RunData(store.read_meta() or {}, store.read_stats() or {}, gallery=gallery)
+    data = RunData(store.read_meta() or {}, store.read_stats() or {}, gallery)
     for raw in store.iter_record_dicts():
         if isinstance(raw, dict):
             _add_record(data, tidy(raw), store.root)
@@ -132,8 +132,7 @@ def _add_record(data: RunData, raw: dict[str, Any], root: Path) -> None:
         _add_truth(data, raw, regions)
     elif raw.get("kind") == "distractor":
         data.truth_records.append(_light(raw, []))
-    if data.gallery is not None:
-        data.gallery.offer(raw)
+    data.gallery.offer(raw)
 
 
 def _add_truth(data: RunData, raw: dict[str, Any], regions: list[dict[str, Any]]) -> None:

@@ -25,6 +25,7 @@ from imgdiff.report.thresholds import for_record_score, for_unprefixed, recipe_t
 from imgdiff.store import RunStore, atomic_write
 
 _OWNED = ("plots", "gallery")  # sub-folders a new report replaces; nothing else is ever removed
+GENERATOR = "imgdiff report"  # index.html's <meta name="generator">: how a report folder is known
 
 
 def write_report(run_dir: Path, out: Path | None, gallery: int) -> Path:
@@ -46,14 +47,25 @@ def write_report(run_dir: Path, out: Path | None, gallery: int) -> Path:
 
 
 def _prepare(folder: Path) -> None:
+    """An empty or new folder, or an earlier report: never clear a folder that holds other things."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"report --out {folder}: is a file, not a directory")
+    if folder.is_dir() and any(folder.iterdir()) and not _is_report(folder / "index.html"):
+        raise UsageError(f"report --out {folder}: exists and is not an imgdiff report; choose another folder")
     for name in _OWNED:
         shutil.rmtree(folder / name, ignore_errors=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"report --out {folder}: cannot create it: {exc.strerror}") from None
+
+
+def _is_report(index: Path) -> bool:
+    try:
+        with index.open(encoding="utf-8", errors="replace") as handle:
+            return f'content="{GENERATOR}"' in handle.read(2000)
+    except OSError:
+        return False
 
 
 def _context(store: RunStore, data: RunData, folder: Path) -> dict[str, Any]:
@@ -106,7 +118,6 @@ def _context(store: RunStore, data: RunData, folder: Path) -> dict[str, Any]:
                 ("captions", ""),
             )
     picker = data.gallery
-    assert picker is not None
     return {
         "title": f"imgdiff report: {store.root.resolve().name}",
         "info": run_info(data.meta, data.stats, store.log_paths()),
@@ -126,6 +137,7 @@ def _context(store: RunStore, data: RunData, folder: Path) -> dict[str, Any]:
         },
         "audit": _audit(store),
         "axis_titles": audit.AXIS_TITLES,
+        "generator": GENERATOR,
     }
 
 
