@@ -93,8 +93,9 @@ def _edges(data: np.ndarray, marks: list[float]) -> np.ndarray:
     high = max([float(data.max())] + marks) if data.size else max(marks, default=1.0)
     if data.size and np.all(data == np.round(data)) and high - low <= 40:
         return np.arange(np.floor(low), np.ceil(high) + 2) - 0.5
-    if high <= low:
-        low, high = low - 0.5, high + 0.5
+    if high <= low:  # one value: a window around it on its own scale (a share stays near its value)
+        pad = abs(low) * 0.5 or 0.5
+        low, high = low - pad, high + pad
     return np.linspace(low, high, 41)
 
 
