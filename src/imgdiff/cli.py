@@ -13,6 +13,7 @@ from typing import Any
 
 from imgdiff import __version__
 from imgdiff.errors import UsageError
+from imgdiff.report import cli as report_cli
 
 DEMO_PAIRS = 200
 
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
     register_eval(sub)  # `eval` and `predict`
 
+    report_cli.register(sub)  # `report` and `audit`
+
     recipes = sub.add_parser("recipes", help="the built-in recipes")
     recipes.add_argument("action", choices=["list", "show"])
     recipes.add_argument("name", nargs="?")
@@ -114,6 +117,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from imgdiff.engine.local import Interrupted
     from imgdiff.survey import Survey
 
+    if getattr(args, "handler", None) is not None:  # commands that register themselves
+        return args.handler(args)
     if args.command == "recipes":
         return _recipes(args)
     if args.command == "models":

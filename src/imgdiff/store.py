@@ -281,6 +281,44 @@ class RunStore:
     def write_stats(self, stats: dict[str, Any]) -> None:
         atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
 
+    # -- readers (report, audit): streaming and tolerant, so any run renders ---------------------
+    def iter_record_dicts(self) -> Iterator[dict[str, Any]]:
+        """records.jsonl one line at a time as plain dicts (fields later versions add pass through);
+        a line cut short is skipped with a warning."""
+        if not self.records_path.is_file():
+            raise UsageError(f"'{self.root}' has no records.jsonl (not an imgdiff run, or no batch finished)")
+        for n, line in _lines(self.records_path):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s line %d is not JSON; skipped", self.records_path, n)
+
+    def read_stats(self) -> dict[str, Any] | None:
+        """The funnel of the last invocation, or None before the first one finished."""
+        if not self.stats_path.is_file():
+            return None
+        try:
+            return json.loads(self.stats_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UsageError(f"{self.stats_path} is corrupt") from None
+
+    def side_tables(self) -> dict[tuple[str, str], Path]:
+        """(stage, table name) -> the Parquet file of every side table the run holds."""
+        found = sorted((self.root / "stages").glob("*/*.parquet"))
+        return {(path.parent.name, path.stem): path for path in found}
+
+    def log_paths(self) -> list[Path]:
+        """The invocations' logs, oldest first."""
+        return sorted((self.root / "logs").glob("run-*.log"))
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"
+
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("r", encoding="utf-8", errors="replace") as handle:
