@@ -17,6 +17,7 @@ import hashlib
 import numpy as np
 from PIL import Image
 
+from imgdiff.language.articles import with_article
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
 
@@ -65,11 +66,6 @@ WHERE = {
     ("bottom", "centre"): "at the bottom",
     ("bottom", "right"): "in the bottom-right corner",
 }
-
-# A phrase that starts with one of these words gets no article.
-_DETERMINERS = """a an the one two three four five six seven eight nine ten some several many no this that
-these those his her its their my our your another each every"""
-DETERMINERS = frozenset(_DETERMINERS.split())
 
 
 class TemplateDescribeSettings(StageSettings):
@@ -174,23 +170,3 @@ def position(box: list[float], width: int, height: int) -> str:
     row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
     column = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
     return WHERE[row, column]
-
-
-def with_article(noun_phrase: str) -> str:
-    """'cube' -> 'a cube', 'owl' -> 'an owl'; a phrase that starts with a determiner stays as it is."""
-    text = " ".join(noun_phrase.split())
-    if not text:
-        return text
-    first = text.split(" ", 1)[0].lower()
-    if first in DETERMINERS or first[0].isdigit():
-        return text
-    return f"{indefinite_article(first)} {text}"
-
-
-def indefinite_article(word: str) -> str:
-    """'a' or 'an' by the sound of the word, with the common exceptions to the first letter."""
-    if word.startswith(("hour", "honest", "honou", "heir")):
-        return "an"
-    if word.startswith(("uni", "use", "usu", "uti", "eu", "one", "once")):
-        return "a"
-    return "an" if word[0] in "aeiou" else "a"
