@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from typing import TYPE_CHECKING
 
 from imgdiff.language.grammar import OPENERS
+
+if TYPE_CHECKING:
+    import inflect
 
 _INDEFINITE_BEFORE = re.compile(r"\b(an?)(\s+)$", re.IGNORECASE)
 
 
 @cache
-def _engine():  # noqa: ANN202 - inflect's engine; built once, it compiles its rules on first use
-    import inflect
+def _engine() -> inflect.engine:
+    import inflect  # on first use: importing it takes a while (typeguard)
 
     return inflect.engine()
 
