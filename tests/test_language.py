@@ -104,3 +104,11 @@ def test_removal_takes_the_whole_compound() -> None:
     caption = "A bush and tree area with a pavilion and park bench."
     assert remove_category(caption, "bench") == "A bush and tree area with a pavilion."
     assert remove_category("A dog in front of a car mirror.", "car") is None  # "car" is a modifier
+
+
+def test_inflect_is_imported_without_leaving_typeguard_disabled() -> None:
+    import typeguard
+
+    checked = typeguard.typechecked
+    assert indefinite_article("hourglass") == "an"
+    assert typeguard.typechecked is checked

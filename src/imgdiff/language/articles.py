@@ -11,6 +11,8 @@ and "a 11" (digits), "an uni", "an onesie". Every word of our vocabulary is righ
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -24,9 +26,27 @@ _INDEFINITE_BEFORE = re.compile(r"\b(an?)(\s+)$", re.IGNORECASE)
 
 @cache
 def _engine() -> inflect.engine:
-    import inflect  # on first use: importing it takes a while (typeguard)
+    """inflect's engine. inflect wraps its methods in `typeguard.typechecked`, which re-compiles each
+    one while inflect is imported: 1-2 s on an idle machine, over 20 s on a busy one (inflect issue
+    212), for argument checks our one call does not need. So the first import here runs with that
+    decorator as a no-op; it is put back right after."""
+    if "inflect" not in sys.modules:
+        import typeguard
+
+        checked = typeguard.typechecked
+        typeguard.typechecked = _unchecked
+        try:
+            import inflect
+        finally:
+            typeguard.typechecked = checked
+    import inflect
 
     return inflect.engine()
+
+
+def _unchecked(target: Callable | None = None, **_: object) -> Callable:
+    """`typeguard.typechecked` that checks nothing: the target itself, bare or called with options."""
+    return target if target is not None else _unchecked
 
 
 @cache

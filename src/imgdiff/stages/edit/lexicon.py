@@ -23,7 +23,7 @@ from imgdiff.stages.edit import CHECKED, REFERENCE, EditSettings, EditStage
 
 class LexiconEdit(EditStage):
     method = "lexicon"
-    version = 2  # 2: finer kinds, compounds replaced whole, a stricter word diff
+    version = 3  # 2: finer kinds, compounds replaced whole, a stricter word diff; 3: hyphenated modifiers
     Settings = EditSettings
     PRESETS = {"paper": dict(CHECKED), "reference": dict(REFERENCE)}
 
