@@ -92,9 +92,7 @@ class _Paste:
 
 class CopyPasteSource(Source):
     type = "copy_paste"
-    # 2: captions keep the number of "sheep", "herd of ..." (collectives, plural verbs); 3: captions
-    # edited with the edit stage's mentions ("park bench" whole, no "playing frisbee", no "dog's")
-    version = 3
+    version = 2  # 2: captions keep the number of "sheep", "herd of ..." (collectives, plural verbs)
     Settings = CopyPasteSettings
     settings: CopyPasteSettings
 

@@ -79,7 +79,7 @@ class TemplateDescribeSettings(StageSettings):
 class TemplateDescribe(Stage):
     name = "describe"
     method = "template"
-    version = 2  # 2: a/an by inflect ("a urinal"), no article before any number or quantifier
+    version = 1
     Settings = TemplateDescribeSettings
     # METHOD.md section 4: the research code skips boxes under 1/400 of the image and stops after 5
     # accepted; the Data-Juicer recipe skips boxes over 1/10, with no minimum and no cap.

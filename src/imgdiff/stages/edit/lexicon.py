@@ -23,7 +23,7 @@ from imgdiff.stages.edit import CHECKED, REFERENCE, EditSettings, EditStage
 
 class LexiconEdit(EditStage):
     method = "lexicon"
-    version = 3  # 2: finer kinds, compounds replaced whole, a stricter word diff; 3: hyphenated modifiers
+    version = 2  # 2: finer kinds, compounds replaced whole, a stricter word diff
     Settings = EditSettings
     PRESETS = {"paper": dict(CHECKED), "reference": dict(REFERENCE)}
 
