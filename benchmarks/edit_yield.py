@@ -24,10 +24,12 @@ from collections import Counter
 from pathlib import Path
 
 import imgdiff
+from imgdiff.language.articles import indefinite_article
+from imgdiff.language.mentions import find_mentions
+from imgdiff.language.swaps import replace, targets
+from imgdiff.language.text import words
 from imgdiff.record import Record
-from imgdiff.stages.edit.lexicon import find_mentions, replace, targets
-from imgdiff.stages.edit.validate import check_edit, reference_filter, words
-from imgdiff.stages.edit.vocabulary import article
+from imgdiff.stages.edit.validate import check_edit, reference_filter
 
 
 def run(captions: Path, preset: str, n_edits: int, out: Path) -> list[Record]:
@@ -82,7 +84,7 @@ def corruptions(record: Record) -> dict[str, str]:
     out = {
         "no_change": a,
         "meta_talk": f"Sure, here is the edited caption: {b}",
-        "added_not_replaced": f"{a.rstrip('. ')} and {article(new)} {new}.",
+        "added_not_replaced": f"{a.rstrip('. ')} and {indefinite_article(new)} {new}.",
         "cut_off": " ".join(b.split()[: max(1, len(b.split()) // 2)]),
     }
     mentions, named = find_mentions(b)

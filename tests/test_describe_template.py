@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from imgdiff.language.articles import with_article
 from imgdiff.models import ModelPool
 from imgdiff.record import Edit, Record, Region
-from imgdiff.stages.describe.template import TEMPLATES, TemplateDescribe, with_article
+from imgdiff.stages.describe.template import TEMPLATES, TemplateDescribe
 from imgdiff.store import ImageLoader
 from stage_contract import StageContract
 

@@ -10,12 +10,16 @@ import pytest
 
 import imgdiff
 from conftest import SHARED_DATA
+from imgdiff.language.articles import indefinite_article as article
+from imgdiff.language.coco_words import NOUNS
+from imgdiff.language.mentions import find_mentions
+from imgdiff.language.swaps import replace, targets
+from imgdiff.language.vocabulary import forms, objects
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed
 from imgdiff.stages.base import Stage
-from imgdiff.stages.edit.lexicon import LexiconEdit, find_mentions, replace, targets
+from imgdiff.stages.edit.lexicon import LexiconEdit
 from imgdiff.stages.edit.validate import check_edit
-from imgdiff.stages.edit.vocabulary import NOUNS, article, forms, objects
 from imgdiff.store import ImageLoader
 from stage_contract import StageContract
 

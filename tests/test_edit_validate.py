@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from imgdiff.language.text import BadCaption, clean_caption, words
 from imgdiff.stages.edit.validate import (
-    BadCaption,
     check_edit,
-    clean_caption,
     diff_edit,
     find_phrase,
     length_ratio,
     meta_talk,
     reference_filter,
     same_object,
-    words,
 )
 
 

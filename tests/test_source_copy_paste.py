@@ -15,8 +15,11 @@ from PIL import Image
 import imgdiff
 from conftest import SHARED_DATA
 from imgdiff.errors import UsageError
+from imgdiff.language.coco_words import NOUNS, label_caption
+from imgdiff.language.removal import remove_category
+from imgdiff.language.swaps import rename_category
 from imgdiff.record import Record, derive_seed
-from imgdiff.sources import SOURCES, coco, coco_captions
+from imgdiff.sources import SOURCES, coco
 from imgdiff.sources.copy_paste import CopyPasteSettings, CopyPasteSource
 
 COCO_MINI = SHARED_DATA / "coco-mini"
@@ -201,7 +204,7 @@ def test_captions_come_from_the_labels_without_a_caption_file(tmp_path: Path) ->
     ],
 )
 def test_replacement_captions(caption: str, old: str, new: str, count: int, edited: str | None) -> None:
-    assert coco_captions.replace_in_caption(caption, old, new, count) == edited
+    assert rename_category(caption, old, new, count) == edited
 
 
 @pytest.mark.parametrize(
@@ -225,17 +228,17 @@ def test_replacement_captions(caption: str, old: str, new: str, count: int, edit
     ],
 )
 def test_removal_captions(caption: str, old: str, edited: str | None) -> None:
-    assert coco_captions.remove_from_caption(caption, old) == edited
+    assert remove_category(caption, old) == edited
 
 
 def test_every_category_has_words_and_no_word_names_two() -> None:
     owner: dict[str, str] = {}
-    for category, (singular, plural) in coco_captions.NOUNS.items():
+    for category, (singular, plural) in NOUNS.items():
         assert singular and plural, category
         for word in singular + plural:
             assert owner.setdefault(word, category) == category, word
-    assert len(coco_captions.NOUNS) == 80
-    assert coco_captions.label_caption({"dog": 1, "person": 2, "car": 1, "bird": -1}) == (
+    assert len(NOUNS) == 80
+    assert label_caption({"dog": 1, "person": 2, "car": 1, "bird": -1}) == (
         "a photo with a dog, two people, a car and many birds"
     )
 
@@ -283,7 +286,7 @@ def mini_records(mini: Path) -> list[Record]:
 
 def test_pixels_change_only_inside_the_truth_masks(mini: Path, mini_records: list[Record]) -> None:
     settings = CopyPasteSettings(images="x", instances="y")
-    names = set(coco_captions.NOUNS)
+    names = set(NOUNS)
     kinds = set()
     for record in mini_records:
         assert record.kept, record.reason

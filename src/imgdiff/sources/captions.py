@@ -34,9 +34,9 @@ from typing import Any
 from pydantic import Field
 
 from imgdiff.errors import UsageError
+from imgdiff.language.text import BadCaption, clean_caption
 from imgdiff.record import Record
 from imgdiff.sources.base import BadItem, FileSource, FileSourceSettings, parse_json_line, require_object
-from imgdiff.stages.edit.validate import BadCaption, clean_caption
 
 SUFFIXES = (".json", ".jsonl", ".txt")
 

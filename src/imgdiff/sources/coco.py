@@ -3,7 +3,7 @@
 `read_instances` checks the JSON's structure once (a malformed file is one `ValueError` naming the
 first problem) and indexes it by image; `decode_mask` turns a polygon list, an uncompressed RLE or
 a compressed RLE string into a boolean mask with cv2 and numpy only (no pycocotools). The words
-for the categories and caption editing are in `coco_captions`.
+for the categories and caption editing are in `imgdiff.language`.
 """
 
 from __future__ import annotations

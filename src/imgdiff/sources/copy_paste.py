@@ -19,7 +19,7 @@ else comes from `np.random.default_rng(record.seed)`:
 Truth: `truth_a` is the target's mask, `truth_b` the pasted object's footprint (alpha > 0.5; all
 False for a removal), in `artifacts["masks"]`; the one truth box is the bounding box of their
 union (x2, y2 exclusive). Captions: the photo's first caption, edited when it names the object
-(`imgdiff.sources.coco`), else both built from the instance labels.
+(`imgdiff.language.swaps` / `removal`), else both built from the instance labels.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import Field, field_validator, model_validator
 
 from imgdiff.errors import UsageError
+from imgdiff.language.coco_words import label_caption
+from imgdiff.language.removal import remove_category
+from imgdiff.language.swaps import rename_category
 from imgdiff.record import Edit, Record, TruthBox
-from imgdiff.sources import coco, coco_captions
+from imgdiff.sources import coco
 from imgdiff.sources.base import BadItem, Source, SourceSettings
 
 # Paste sources: whole, well-resolved objects. A mask that fills little of its box, or is split in
@@ -201,18 +204,14 @@ class CopyPasteSource(Source):
         count_old = sum(names[m.annotation.category_id] == old for m in masks)
         own = self._captions.get(image_id, "")
         if own:
-            edited = (
-                coco_captions.replace_in_caption(own, old, new, count_old)
-                if new
-                else coco_captions.remove_from_caption(own, old)
-            )
+            edited = rename_category(own, old, new, count_old) if new else remove_category(own, old)
             if edited is not None:
                 return own, edited
         before = [(names[m.annotation.category_id], m.crowd, m.share) for m in masks]
         after = [x for x, m in zip(before, masks, strict=True) if m is not target]
         if new:
             after.append((new, False, float(truth_b.mean())))
-        return coco_captions.label_caption(_counts(before)), coco_captions.label_caption(_counts(after))
+        return label_caption(_counts(before)), label_caption(_counts(after))
 
     # -- data ------------------------------------------------------------------------------------
     @cached_property

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from imgdiff.language.articles import with_article
+from imgdiff.language.grammar import listed
 from imgdiff.sources.synthetic.draw import SHAPES, Sprite, hidden_share, unit_area
 
 Rng = np.random.Generator
@@ -59,7 +61,7 @@ class Obj:
     def phrase(self) -> str:
         """What a caption calls it: 'a large red star', 'an orange ring' (medium goes unsaid)."""
         words = f"{self.size} {self.name}" if self.size != "medium" else self.name
-        return f"{'an' if words[0] in 'aeiou' else 'a'} {words}"
+        return with_article(words)
 
 
 def new_object(
@@ -160,5 +162,4 @@ def all_shown(sprites: list[Sprite]) -> bool:
 def caption(objects: list[Obj], setting: str) -> str:
     """'a large red star, a small blue ring and a green hexagon on a tiled floor' (left to right)."""
     phrases = [o.phrase for o in sorted(objects, key=lambda o: (o.cx, o.cy))]
-    listed = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    return f"{listed} {setting}"
+    return f"{listed(phrases)} {setting}"

@@ -17,6 +17,7 @@ import hashlib
 import numpy as np
 from PIL import Image
 
+from imgdiff.language.articles import with_article
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
 
@@ -66,11 +67,6 @@ WHERE = {
     ("bottom", "right"): "in the bottom-right corner",
 }
 
-# A phrase that starts with one of these words gets no article.
-_DETERMINERS = """a an the one two three four five six seven eight nine ten some several many no this that
-these those his her its their my our your another each every"""
-DETERMINERS = frozenset(_DETERMINERS.split())
-
 
 class TemplateDescribeSettings(StageSettings):
     DECISIONS = frozenset({"max_regions"})
@@ -83,7 +79,7 @@ class TemplateDescribeSettings(StageSettings):
 class TemplateDescribe(Stage):
     name = "describe"
     method = "template"
-    version = 1
+    version = 2  # 2: a/an from inflect ("a urinal"), one determiner set
     Settings = TemplateDescribeSettings
     # METHOD.md section 4: the research code skips boxes under 1/400 of the image and stops after 5
     # accepted; the Data-Juicer recipe skips boxes over 1/10, with no minimum and no cap.
@@ -174,23 +170,3 @@ def position(box: list[float], width: int, height: int) -> str:
     row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
     column = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
     return WHERE[row, column]
-
-
-def with_article(noun_phrase: str) -> str:
-    """'cube' -> 'a cube', 'owl' -> 'an owl'; a phrase that starts with a determiner stays as it is."""
-    text = " ".join(noun_phrase.split())
-    if not text:
-        return text
-    first = text.split(" ", 1)[0].lower()
-    if first in DETERMINERS or first[0].isdigit():
-        return text
-    return f"{indefinite_article(first)} {text}"
-
-
-def indefinite_article(word: str) -> str:
-    """'a' or 'an' by the sound of the word, with the common exceptions to the first letter."""
-    if word.startswith(("hour", "honest", "honou", "heir")):
-        return "an"
-    if word.startswith(("uni", "use", "usu", "uti", "eu", "one", "once")):
-        return "a"
-    return "an" if word[0] in "aeiou" else "a"

@@ -1,7 +1,7 @@
 """Stage `edit`: rewrite each caption so that exactly one object is replaced (METHOD.md 1).
 
 Methods: `lexicon` (weight-free: one object noun phrase swapped for another object of its
-super-category, `vocabulary.py`) and `llm` (a text generator asked for one plausible replacement as
+super-category, `imgdiff.language`) and `llm` (a text generator asked for one plausible replacement as
 JSON). Both share what this module does with their proposals:
 - Fan-out: each input record (its `caption_a`) gives `n_edits` children `<id>-<k>`, each with a seed
   of its own and a distinct new object; a child holds `caption_b`, `edit` (old, new) and
@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from imgdiff.clip_tokens import WINDOW, clip_tokenizer, count_clip_tokens
+from imgdiff.language.text import words
 from imgdiff.record import Record
 from imgdiff.stages.base import Stage, StageSettings
-from imgdiff.stages.edit.validate import check_edit, length_ratio, reference_filter, words
+from imgdiff.stages.edit.validate import check_edit, length_ratio, reference_filter
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelPool

@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
+from imgdiff.language.text import BadCaption, clean_caption, words
 from imgdiff.models.roles import Generation
 from imgdiff.record import Edit, Record, derive_seed
 from imgdiff.settings import model_ref
 from imgdiff.stages.edit import CHECKED, REFERENCE, EditSettings, EditStage
-from imgdiff.stages.edit.validate import BadCaption, clean_caption, diff_edit, words
+from imgdiff.stages.edit.validate import diff_edit
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelPool

@@ -22,32 +22,20 @@ word is a second change, and so is an object moved elsewhere in the sentence ("A
 phrase matches whatever the number of its last word ("dog" matches "dogs"), leading articles aside.
 The same replacement made at several places ("A dog ... The dog" -> "A cat ... The cat") is one edit.
 
-Also here: caption hygiene (`clean_caption`, for sources and answers alike) and `diff_edit`, the
-old and new words of an answer that names no objects (the reference's way of finding them).
+Also here: `diff_edit`, the old and new words of an answer that names no objects (the reference's
+way of finding them). The words, agreement words and lemmas come from `imgdiff.language`.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import unicodedata
-from functools import cache
 
-from imgdiff.stages.edit.vocabulary import MANY, NUMBERS, forms
+from imgdiff.language.grammar import AGREEMENT, PHRASE_BOUNDARY
+from imgdiff.language.inflection import lemmas, same_noun
+from imgdiff.language.text import words
+from imgdiff.language.vocabulary import forms
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
-# Words that change with the number or gender of a replaced noun, not with its meaning.
-AGREEMENT = frozenset({
-    "a", "an", "the", "is", "are", "was", "were", "has", "have", "does", "do", "this", "these", "that",
-    "those", "it", "its", "they", "their", "them", "he", "she", "his", "her", "hers", "him", "himself",
-    "herself", "itself", "themselves",
-})  # fmt: skip
-# Words that end a noun phrase's run of modifiers when walking back from its noun.
-PHRASE_BOUNDARY = AGREEMENT | set(NUMBERS) | MANY | {
-    "of", "on", "in", "at", "to", "by", "with", "and", "or", "near", "next", "from", "for", "into", "onto",
-    "over", "under", "behind", "beside", "while", "as", "some", "one", "another", "each", "every", "no",
-    "not",
-}  # fmt: skip
 _MODIFIERS = 2  # modifiers before a phrase that may change with it
 REFERENCE_WORDS = ("replac", "modified", "become", "---")  # METHOD.md 1: the reference's whole filter
 _META = re.compile(
@@ -59,35 +47,6 @@ _META = re.compile(
     r"|\bas an ai\b|->|=>|---",
     re.IGNORECASE,
 )
-_QUOTES = "\"'`“”‘’«»„"
-_DOUBLE_QUOTES = '"“”«»„'
-
-
-class BadCaption(ValueError):
-    """A caption that cannot be used; the message is a reason "<code>: <detail>"."""
-
-
-def clean_caption(value: object) -> str:
-    """Caption hygiene: NFKC, control characters and runs of whitespace to one space, wrapping
-    quotes stripped. Raises BadCaption (`not_text`, `empty_caption`)."""
-    if not isinstance(value, str):
-        raise BadCaption(f"not_text: caption is {type(value).__name__}, not text")
-    text = unicodedata.normalize("NFKC", value)
-    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in text)
-    text = " ".join(text.split())
-    # A wrapping pair of quotes, not a quoted word at either end: 'a sign reading "stop"'.
-    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
-        if any(c in _DOUBLE_QUOTES for c in text[1:-1]):
-            break
-        text = text[1:-1].strip()
-    if not words(text):
-        raise BadCaption(f"empty_caption: no words in {value[:40]!r}")
-    return text
-
-
-def words(text: str) -> list[str]:
-    """Lower-case words, punctuation dropped (apostrophes inside a word kept: "man's")."""
-    return _WORD.findall(text.lower().replace("’", "'"))
 
 
 def length_ratio(source: str, edited: str) -> float:
@@ -195,14 +154,14 @@ def find_phrase(tokens: list[str], phrase: list[str]) -> list[int]:
     return [
         i
         for i in range(len(tokens) - n + 1)
-        if tokens[i : i + n - 1] == phrase[:-1] and _same_noun(tokens[i + n - 1], phrase[-1])
+        if tokens[i : i + n - 1] == phrase[:-1] and same_noun(tokens[i + n - 1], phrase[-1])
     ]
 
 
 def same_object(old: list[str], new: list[str]) -> bool:
     """Whether two phrases name one object: the same words up to number, or synonyms of the
     vocabulary ("puppy" and "dog", "man" and "guy")."""
-    if len(old) == len(new) and old[:-1] == new[:-1] and _same_noun(old[-1], new[-1]):
+    if len(old) == len(new) and old[:-1] == new[:-1] and same_noun(old[-1], new[-1]):
         return True
     a, b = _vocabulary_object(old), _vocabulary_object(new)
     return a is not None and a == b
@@ -259,23 +218,4 @@ def _inflected(a: str, b: str) -> bool:
     """Two forms of one word ("sits", "sit"), but not an object's number: "horse" -> "horses" is a
     second change."""
     table = forms()
-    return bool(_lemmas(a) & _lemmas(b)) and a not in table and b not in table
-
-
-def _same_noun(a: str, b: str) -> bool:
-    return a == b or _noun_lemma(a) == _noun_lemma(b)
-
-
-@cache
-def _noun_lemma(word: str) -> str:
-    from lemminflect import getLemma
-
-    lemmas = getLemma(word, upos="NOUN")
-    return lemmas[0] if lemmas else word
-
-
-@cache
-def _lemmas(word: str) -> frozenset[str]:
-    from lemminflect import getAllLemmas
-
-    return frozenset({word} | {lemma for found in getAllLemmas(word).values() for lemma in found})
+    return bool(lemmas(a) & lemmas(b)) and a not in table and b not in table
