@@ -87,28 +87,48 @@ def process(
         entry = stored.get(record.id)
         if entry is not None and entry["fp"] == step.fingerprint:
             outputs[record.id] = [Record.from_dict(d) for d in entry["out"]]
-            counts.reused += 1
         else:
             todo.append(record)
+    counts.reused = len(outputs)
     pending: list[Record] = []
     if mode is Mode.DECIDE_ONLY:
         pending, todo = todo, []
         counts.pending = len(pending)
+    computed, lines = _compute(step, todo, raws or {}, place, counts, outputs) if todo else ([], [])
+    decided, side_rows = _decide(step, records, outputs, counts)
+    return StepResult(decided, pending, computed, lines, side_rows, counts)
+
+
+def _compute(
+    step: Step,
+    todo: list[Record],
+    raws: Mapping[str, Any],
+    place: Callable[[Record], None],
+    counts: StepCounts,
+    outputs: dict[str, list[Record]],
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Compute `todo`, adding to `outputs`: (the computed outputs, one part line per input)."""
+    started = time.perf_counter()
+    fresh = by_input(step.name, todo, step.compute(todo, raws))
     computed, lines = [], []
-    if todo:
-        started = time.perf_counter()
-        fresh = by_input(step.name, todo, step.compute(todo, raws or {}))
-        for record in todo:
-            for out in fresh[record.id]:
-                place(out)
-                computed.append(out)
-            lines.append(
-                {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in fresh[record.id]]}
-            )
-        outputs.update(fresh)
-        counts.computed = len(todo)
-        counts.seconds = time.perf_counter() - started
-    result, side_rows = [], []
+    for record in todo:
+        for out in fresh[record.id]:
+            place(out)
+            computed.append(out)
+        lines.append(
+            {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in fresh[record.id]]}
+        )
+    outputs.update(fresh)
+    counts.computed = len(todo)
+    counts.seconds = time.perf_counter() - started
+    return computed, lines
+
+
+def _decide(
+    step: Step, records: list[Record], outputs: dict[str, list[Record]], counts: StepCounts
+) -> tuple[list[Record], list[tuple[tuple[int, list[int]], list[dict[str, Any]]]]]:
+    """Apply the step's decision to every kept output, in input order; count the funnel."""
+    decided, side_rows = [], []
     for record in records:
         for out in outputs.get(record.id, []):
             scored = Record.from_dict(out.to_dict()) if step.side_table else None
@@ -121,8 +141,8 @@ def process(
                 counts.kept += 1
             else:
                 counts.rejected[out.reason.code if out.reason else "unknown"] += 1
-            result.append(out)
-    return StepResult(result, pending, computed, lines, side_rows, counts)
+            decided.append(out)
+    return decided, side_rows
 
 
 def by_input(step: str, inputs: list[Record], produced: list[Record]) -> dict[str, list[Record]]:

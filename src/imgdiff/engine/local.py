@@ -68,55 +68,94 @@ def run_local(
     invocation: int = 1,
 ) -> Outcome:
     steps = make_steps(plan, source, store)
-    stored = {s.name: store.read_parts(s.name) for s in steps}
-    writers = {s.name: store.part_writer(s.name, invocation) for s in steps}
-    counts = [StepCounts(s.name) for s in steps]
-    tables: list[list[tuple[Any, list[dict[str, Any]]]]] = [[] for _ in steps]
-    total = selected_count(source, limit, shard)
-    bars = [_bar(s.name, i, total if i == 0 else None, progress) for i, s in enumerate(steps)]
-    finished: list[Record] = []
-    pending: list[Record] = []
+    walk = _Walk(steps, store, mode, invocation, progress, selected_count(source, limit, shard))
     stop = _StopFlag()
     try:
         with stop.installed():
-            selected = select(source, limit, shard)
-            while batch := list(itertools.islice(selected, plan.recipe.run.batch_size)):
-                raws = {record_id(plan.source_fingerprint, index): raw for index, raw in batch}
-                records = [
-                    Record(id=rid, source_index=index, seed=derive_seed(plan.recipe.seed, rid))
-                    for rid, (index, _) in zip(raws, batch, strict=True)
-                ]
-                before, waiting = len(finished), len(pending)
-                for i, step in enumerate(steps):
-                    result = process(step, records, stored[step.name], mode, store.place, raws)
-                    _persist(result, store, writers[step.name])
-                    counts[i].add(result.counts)
-                    tables[i] += result.side_rows
-                    bars[i].update(len(records))
-                    pending += result.pending
-                    finished += [r for r in result.outputs if not r.kept]
-                    records = [r for r in result.outputs if r.kept]
-                finished += records
-                log.debug(
-                    "batch of %d: %d finished, %d pending",
-                    len(batch),
-                    len(finished) - before,
-                    len(pending) - waiting,
-                )
+            for records, raws in _batches(plan, source, limit, shard):
+                walk.batch(records, raws)
                 store.images.forget()  # the batch's pixels are on disk now; free the memory
                 if stop.requested:
                     break
     finally:
-        for bar in bars:
+        walk.close()
+    return walk.outcome(stop.requested)
+
+
+def _batches(
+    plan: Plan, source: Source, limit: int | None, shard: Shard | None
+) -> Iterator[tuple[list[Record], dict[str, Any]]]:
+    """(records, raw items by id) of each batch of `batch_size` selected items."""
+    selected = select(source, limit, shard)
+    while batch := list(itertools.islice(selected, plan.recipe.run.batch_size)):
+        raws = {record_id(plan.source_fingerprint, index): raw for index, raw in batch}
+        records = [
+            Record(id=rid, source_index=index, seed=derive_seed(plan.recipe.seed, rid))
+            for rid, (index, _) in zip(raws, batch, strict=True)
+        ]
+        yield records, raws
+
+
+class _Walk:
+    """The local engine's state over one invocation: what each step has stored, its part writer,
+    funnel, side rows and progress bar, and the records finished or left pending so far."""
+
+    def __init__(
+        self,
+        steps: list[Step],
+        store: RunStore,
+        mode: Mode,
+        invocation: int,
+        progress: bool,
+        total: int | None,
+    ) -> None:
+        self.steps, self.store, self.mode = steps, store, mode
+        self.stored = {s.name: store.read_parts(s.name) for s in steps}
+        self.writers = {s.name: store.part_writer(s.name, invocation) for s in steps}
+        self.counts = {s.name: StepCounts(s.name) for s in steps}
+        self.side_rows: dict[str, list[Any]] = {s.name: [] for s in steps}
+        self.bars = {
+            s.name: _bar(s.name, i, total if i == 0 else None, progress) for i, s in enumerate(steps)
+        }
+        self.finished: list[Record] = []
+        self.pending: list[Record] = []
+
+    def batch(self, records: list[Record], raws: dict[str, Any]) -> None:
+        """One batch through every step: the batch function, then persist, then the kept go on."""
+        before, waiting = len(self.finished), len(self.pending)
+        for step in self.steps:
+            result = process(step, records, self.stored[step.name], self.mode, self.store.place, raws)
+            _persist(result, self.store, self.writers[step.name])
+            self.counts[step.name].add(result.counts)
+            self.side_rows[step.name] += result.side_rows
+            self.bars[step.name].update(len(records))
+            self.pending += result.pending
+            self.finished += [r for r in result.outputs if not r.kept]
+            records = [r for r in result.outputs if r.kept]
+        self.finished += records
+        done = len(self.finished) - before
+        log.debug("batch of %d: %d finished, %d pending", len(raws), done, len(self.pending) - waiting)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
             bar.close()
-        for writer in writers.values():
+        for writer in self.writers.values():
             writer.close()
-    side = {
-        (s.name, s.side_table): [row for _, rows in sorted(t, key=lambda item: item[0]) for row in rows]
-        for s, t in zip(steps, tables, strict=True)
-        if s.side_table
-    }
-    return Outcome(finished, pending, counts, stop.requested, side)
+
+    def outcome(self, interrupted: bool) -> Outcome:
+        tables = {
+            (s.name, s.side_table): [
+                row for _, rows in sorted(self.side_rows[s.name], key=_first) for row in rows
+            ]
+            for s in self.steps
+            if s.side_table
+        }
+        counts = [self.counts[s.name] for s in self.steps]
+        return Outcome(self.finished, self.pending, counts, interrupted, tables)
+
+
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
 
 
 def _persist(result: StepResult, store: RunStore, writer: PartWriter) -> None:

@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imgdiff.record import Record
 from imgdiff.sources.base import Source
 from imgdiff.stages.base import Stage
 from imgdiff.store import ImageLoader
+
+if TYPE_CHECKING:
+    from imgdiff.models import ModelPool
 
 
 class Mode(Enum):
@@ -53,7 +56,7 @@ class StageStep:
     name: str
     fingerprint: str
     stage: Stage
-    models: Any  # the run's ModelPool
+    models: ModelPool | None  # the run's pool, shared by its stages
     images: ImageLoader
     ready: bool = field(default=False, compare=False)
 
