@@ -36,7 +36,7 @@ from imgdiff.record import Record
 log = logging.getLogger("imgdiff")
 IMAGE_NAMES = ("a", "b")
 _LOCK = ".lock"
-_DERIVED = ("export", "report", "audit")  # folders made from a run's records; --fresh removes them
+_DERIVED = ("report", "audit")  # other folders made from a run's records; --fresh removes them
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
 
 
@@ -182,6 +182,11 @@ class RunStore:
         return self.root / "images", self.root / "aux"
 
     @property
+    def export_dir(self) -> Path:
+        """Where `export` writes its formats by default (DIR/export/<format>/)."""
+        return self.root / "export"
+
+    @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
@@ -257,7 +262,14 @@ class RunStore:
         """Remove a previous run's contents (--fresh); only ever called on an imgdiff run."""
         import shutil
 
-        outputs = (self.run_json, self.records_path, self.stats_path, self.stages_dir, *self.artifact_dirs)
+        outputs = (
+            self.run_json,
+            self.records_path,
+            self.stats_path,
+            self.stages_dir,
+            *self.artifact_dirs,
+            self.export_dir,
+        )
         for path in (*outputs, *(self.root / name for name in _DERIVED), self.shards_dir):
             if path.is_dir():
                 shutil.rmtree(path)

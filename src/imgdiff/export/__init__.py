@@ -41,7 +41,7 @@ def export_run(run_dir: Path, formats: list[str], to: Path | None = None) -> dic
     summaries = {}
     for fmt in dict.fromkeys(formats):
         exporter = EXPORTERS[fmt]()
-        target = (Path(to) if to is not None else run_dir / "export") / fmt
+        target = (Path(to) if to is not None else store.export_dir) / fmt
         key = {"format": fmt, "version": exporter.version, **content}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         _recover(target)
