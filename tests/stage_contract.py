@@ -121,21 +121,20 @@ class StageContract:
 
     def test_contract_batch_split_does_not_change_results(self, tmp_path: Path) -> None:
         run_dir, records = self.batch(tmp_path)
-        assert len(records) >= 2, "the contract batch needs two records to split"
+        records = records[:3]  # a batch of 3 against batches of 1 and 2; model stages are slow on more
+        assert len(records) == 3, "the contract batch needs three records to split"
         stage = self.ready_stage(run_dir)
         whole = stage(_copies(records))
-        cut = len(records) // 2 + 1
-        halves = stage(_copies(records[:cut])) + stage(_copies(records[cut:]))
-        ones = [out for record in _copies(records) for out in stage([record])]
-        for split in (halves, ones):
-            assert [r.to_dict() for r in split] == [r.to_dict() for r in whole]
-            for x, y in zip(split, whole, strict=True):
-                assert _same_artifacts(x, y), f"{x.id}: artifacts differ with another batch split"
+        split = stage(_copies(records[:1])) + stage(_copies(records[1:]))
+        assert [r.to_dict() for r in split] == [r.to_dict() for r in whole]
+        for x, y in zip(split, whole, strict=True):
+            assert _same_artifacts(x, y), f"{x.id}: artifacts differ with another batch split"
 
     def test_contract_a_dropped_record_is_caught_by_the_engine(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         run_dir, records = self.batch(tmp_path)
+        records = records[:3]
         stage = self.ready_stage(run_dir)
         original = self.stage_cls.__call__
         monkeypatch.setattr(self.stage_cls, "__call__", lambda s, batch: original(s, batch[1:]))
