@@ -46,7 +46,7 @@ def run(captions: Path, preset: str, n_edits: int, out: Path) -> list[Record]:
 def summary(records: list[Record]) -> dict:
     items = {r.source_index for r in records}
     valid = {r.source_index for r in records if r.kept}
-    reasons = Counter((r.reason or "").split(":")[0] for r in records if r.rejected_by == "edit")
+    reasons = Counter(r.reason.code for r in records if r.rejected_by == "edit" and r.reason)
     return {
         "captions": len(items),
         "valid": len(valid),

@@ -1,8 +1,13 @@
 """The contract every stage's tests reuse (like diffusers' pipeline test mixin).
 
 Subclass `StageContract` in a stage's test file and set `stage_cls` (and `settings`, `upstream`,
-`models` where the stage needs them). The batch is made by a real run of the `pairs` source and the
-upstream stages, so each stage is checked on the records it really receives.
+`models` where the stage needs them): that subclass is the stage's fixture factory.
+test_stage_contracts.py fails for any registered stage method without one. The batch is made by a
+real run of the `pairs` source and the upstream stages, so each stage is checked on the records it
+really receives. The contract: it pickles; an empty batch gives nothing; the same seed gives the
+same output; a resumed run computes nothing; deciding from stored scores equals deciding fresh and
+is idempotent; outputs do not depend on how the records are split into batches; and a stage that
+drops a record is caught by the engine.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import pytest
 
 import imgdiff
 from conftest import tree_bytes
+from imgdiff.engine.batch import DroppedRecords, process
+from imgdiff.engine.steps import Mode, StageStep
 from imgdiff.errors import UsageError
 from imgdiff.models import ModelEntry, ModelPool
 from imgdiff.record import Record
@@ -102,6 +109,41 @@ class StageContract:
         assert calls == []
         assert tree_bytes(tmp_path / "run", "records.jsonl", "images", "aux") == before
 
+    def test_contract_deciding_from_stored_scores_equals_deciding_fresh(self, tmp_path: Path) -> None:
+        run_dir, records = self.batch(tmp_path)
+        assert records, "the contract batch is empty: the upstream stages rejected everything"
+        stage = self.ready_stage(run_dir)
+        fresh = stage(_copies(records))  # as computed: pixels still in `artifacts`
+        stored = _copies(fresh)  # as a part line holds them: what rethreshold decides on
+        assert [r.to_dict() for r in _decided(stage, fresh)] == [r.to_dict() for r in _decided(stage, stored)]
+        once = [r.to_dict() for r in fresh]
+        assert [r.to_dict() for r in _decided(stage, _copies(fresh))] == once, "deciding twice changed it"
+
+    def test_contract_batch_split_does_not_change_results(self, tmp_path: Path) -> None:
+        run_dir, records = self.batch(tmp_path)
+        records = records[:3]  # a batch of 3 against batches of 1 and 2; model stages are slow on more
+        assert len(records) == 3, "the contract batch needs three records to split"
+        stage = self.ready_stage(run_dir)
+        whole = stage(_copies(records))
+        split = stage(_copies(records[:1])) + stage(_copies(records[1:]))
+        assert [r.to_dict() for r in split] == [r.to_dict() for r in whole]
+        for x, y in zip(split, whole, strict=True):
+            assert _same_artifacts(x, y), f"{x.id}: artifacts differ with another batch split"
+
+    def test_contract_a_dropped_record_is_caught_by_the_engine(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run_dir, records = self.batch(tmp_path)
+        records = records[:3]
+        stage = self.ready_stage(run_dir)
+        original = self.stage_cls.__call__
+        monkeypatch.setattr(self.stage_cls, "__call__", lambda s, batch: original(s, batch[1:]))
+        step = StageStep(self.stage_cls.name, "fp", stage, None, ImageLoader(run_dir), ready=True)
+        with pytest.raises(
+            DroppedRecords, match=rf"step {self.stage_cls.name} .*{records[0].id}.*never drop"
+        ):
+            process(step, _copies(records), {}, Mode.COMPUTE, place=lambda record: None)
+
     def test_contract_unknown_setting_raises(self) -> None:
         with pytest.raises(UsageError, match="no_such_setting"):
             self.stage_cls.resolve_settings({**self.settings, "no_such_setting": 1}, "test")
@@ -116,3 +158,21 @@ def _arrays(artifact: Any) -> dict[str, np.ndarray]:
 
 def _copies(records: list[Record]) -> list[Record]:
     return [Record.from_dict(r.to_dict()) for r in records]
+
+
+def _decided(stage: Stage, records: list[Record]) -> list[Record]:
+    """The engine's rule: the decision applies to kept outputs."""
+    for record in records:
+        if record.kept:
+            stage.decide(record)
+    return records
+
+
+def _same_artifacts(x: Record, y: Record) -> bool:
+    if x.artifacts.keys() != y.artifacts.keys():
+        return False
+    for name in x.artifacts:
+        a, b = _arrays(x.artifacts[name]), _arrays(y.artifacts[name])
+        if a.keys() != b.keys() or not all(np.array_equal(a[k], b[k]) for k in a):
+            return False
+    return True

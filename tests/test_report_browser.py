@@ -17,7 +17,7 @@ import pytest
 
 from browser import PageCheck, open_page, require_browser
 from imgdiff.cli import main
-from imgdiff.models.tiny import TINY_CAPTIONS, tiny_recipe
+from imgdiff.tiny import TINY_CAPTIONS, tiny_recipe
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from imgdiff.version import __version__
+
+__all__ = ["__version__", "load_records", "rethreshold", "run"]
 
 
 def run(recipe: Any, out: Any, **options: Any) -> Any:
@@ -27,6 +29,6 @@ def rethreshold(out: Any, overrides: list[str], **options: Any) -> Any:
 
 def load_records(out: Any) -> list[Any]:
     """The records of a run directory in canonical order."""
-    from imgdiff.runner import load_records as _load
+    from imgdiff.store import load_records as _load
 
     return _load(out)

@@ -8,12 +8,11 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from imgdiff import __version__
 from imgdiff.errors import UsageError
 from imgdiff.report import cli as report_cli
+from imgdiff.version import __version__
 
 DEMO_PAIRS = 200
 
@@ -143,14 +142,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(_table(merge(args.dir)))
         return 0
     if args.command == "export":
-        from imgdiff.export import export_run
-        from imgdiff.store import RunStore
-
-        store = RunStore(args.dir)
-        if store.read_meta() is None:
-            raise UsageError(f"'{args.dir}' is not an imgdiff run directory (no run.json)")
-        with store.locked():
-            exported = export_run(store.root, args.formats, Path(args.to) if args.to else None)
+        exported = runner.export(args.dir, args.formats, args.to)
         for fmt, summary in exported.items():
             print(f"{fmt}: {json.dumps(summary)}")
         return 0
@@ -238,8 +230,9 @@ def _table(stats: dict[str, Any]) -> str:
 
 
 def _previous_stats(out: str) -> dict[str, Any] | None:
-    path = Path(out) / "stats.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    from imgdiff.store import RunStore
+
+    return RunStore(out).read_stats()
 
 
 def _rethreshold_summary(before: dict[str, Any] | None, after: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ canonical order, which makes it byte-identical to an unsharded run of the same r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections import Counter
@@ -16,66 +15,73 @@ from pathlib import Path
 from typing import Any
 
 from imgdiff.errors import UsageError
+from imgdiff.export import export_run
 from imgdiff.record import Record
-from imgdiff.runner import load_records
 from imgdiff.store import RunStore
 
 SAME = ("source_fingerprint", "seed", "recipe", "limit")
 
 
 def merge(out: str | Path) -> dict[str, Any]:
-    root = Path(out)
-    shards = _shard_dirs(root)
-    metas = [RunStore(d).read_meta() or {} for d in shards]
+    """Join the finished shards of `out` into `out`; returns the merged funnel."""
+    store = RunStore(out)
+    shards = _shards(store)
+    metas = [shard.read_meta() or {} for shard in shards]
     for key in SAME:
         if any(m.get(key) != metas[0].get(key) for m in metas):
-            raise UsageError(f"merge {root}: the shards differ in {key}; rerun them with one command line")
-    stats = []
-    for d in shards:
-        path = d / "stats.json"
-        shard_stats = json.loads(path.read_text()) if path.is_file() else {}
+            raise UsageError(
+                f"merge {store.root}: the shards differ in {key}; rerun them with one command line"
+            )
+    stats = [shard.read_stats() or {} for shard in shards]
+    for shard, shard_stats in zip(shards, stats, strict=True):
         if not shard_stats.get("complete"):
-            raise UsageError(f"merge {root}: shard {d.name} is not finished; rerun its command first")
-        stats.append(shard_stats)
-    store = RunStore(root)
+            raise UsageError(
+                f"merge {store.root}: shard {shard.root.name} is not finished; rerun its command first"
+            )
     existing = store.read_meta()
     if existing and (existing.get("source_fingerprint"), existing.get("seed")) != (
         metas[0].get("source_fingerprint"),
         metas[0].get("seed"),
     ):
-        raise UsageError(f"merge {root}: {root}/run.json is another run; merge into a new directory")
+        raise UsageError(f"merge {store.root}: {store.run_json} is another run; merge into a new directory")
     with store.locked():
-        records: list[Record] = []
-        for d in shards:
-            _link_tree(d / "images", root / "images")
-            _link_tree(d / "aux", root / "aux")
-            _link_parts(d, root)
-            records += load_records(d)
-        store.write_records(records)
-        _merge_tables(shards, store, records)
+        _join(shards, store)
         merged = _sum_stats(stats)
         store.write_stats(merged)
-        store.write_meta({**metas[0], "shard": None, "merged_from": [d.name for d in shards]})
+        store.write_meta({**metas[0], "shard": None, "merged_from": [s.root.name for s in shards]})
     formats = metas[0].get("recipe", {}).get("export") or []
     if formats:
-        from imgdiff.export import export_run
-
-        merged["exports"] = export_run(root, list(formats))
+        merged["exports"] = export_run(store.root, list(formats))
     return merged
 
 
-def _shard_dirs(root: Path) -> list[Path]:
-    found = sorted((root / "shards").glob("*-of-*")) if (root / "shards").is_dir() else []
-    if not found:
-        raise UsageError(f"merge {root}: no shards in {root / 'shards'} (run with --shard I/N first)")
-    counts = {int(d.name.split("-of-")[1]) for d in found}
+def _shards(store: RunStore) -> list[RunStore]:
+    counts = store.shard_counts()
+    if not counts:
+        raise UsageError(f"merge {store.root}: no shards in {store.shards_dir} (run with --shard I/N first)")
     if len(counts) != 1:
-        raise UsageError(f"merge {root}: shards of different counts {sorted(counts)}; keep one set")
+        raise UsageError(f"merge {store.root}: shards of different counts {sorted(counts)}; keep one set")
     (n,) = counts
-    missing = [i for i in range(n) if not (root / "shards" / f"{i}-of-{n}" / "run.json").is_file()]
+    shards = [store.shard(i, n) for i in range(n)]
+    missing = [i for i, shard in enumerate(shards) if not shard.run_json.is_file()]
     if missing:
-        raise UsageError(f"merge {root}: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing")
-    return [root / "shards" / f"{i}-of-{n}" for i in range(n)]
+        raise UsageError(f"merge {store.root}: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing")
+    return shards
+
+
+def _join(shards: list[RunStore], store: RunStore) -> None:
+    """Link every shard's images, side arrays and parts into `store`; write records and tables."""
+    records: list[Record] = []
+    for shard in shards:
+        for src, dst in zip(shard.artifact_dirs, store.artifact_dirs, strict=True):
+            _link_tree(src, dst)
+        for part in shard.part_paths():  # parts keep their content; their names say which shard
+            target = store.merged_part_path(part, shard)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(part, target)
+        records += shard.read_records()
+    store.write_records(records)
+    _merge_tables(shards, store, records)
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -93,30 +99,19 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(path, target)
 
 
-def _link_parts(shard: Path, root: Path) -> None:
-    """Parts keep their content; their names say which shard they came from."""
-    for path in (shard / "stages").glob("*/part-*.jsonl"):
-        target = root / "stages" / path.parent.name / f"part-{shard.name}-{path.name.removeprefix('part-')}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-
-
-def _merge_tables(shards: list[Path], store: RunStore, records: list[Record]) -> None:
+def _merge_tables(shards: list[RunStore], store: RunStore, records: list[Record]) -> None:
     import pyarrow.parquet as pq
 
     order = {r.id: r.sort_key() for r in records}
-    names = {p.relative_to(s / "stages") for s in shards for p in (s / "stages").glob("*/*.parquet")}
-    for name in sorted(names):
+    for stage, table in sorted({name for s in shards for name in s.tables()}):
         rows = [
             row
             for s in shards
-            if (s / "stages" / name).is_file()
-            for row in pq.read_table(s / "stages" / name).to_pylist()
+            if s.table_path(stage, table).is_file()
+            for row in pq.read_table(s.table_path(stage, table)).to_pylist()
         ]
-        rows.sort(
-            key=lambda row: order.get(row.get("id"), (0, []))
-        )  # stable: keeps rows of a record in order
-        store.write_table(name.parent.name, name.stem, rows)
+        rows.sort(key=lambda row: order.get(row.get("id"), (0, [])))  # stable: a record's rows stay in order
+        store.write_table(stage, table, rows)
 
 
 def _sum_stats(stats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from imgdiff.reason import Reason
+
 SCHEMA_VERSION = 1
 
 Kind = Literal["replacement", "removal", "distractor", "unknown"]
@@ -73,7 +75,7 @@ class Record:
     truth: list[TruthBox] = field(default_factory=list)
     status: Literal["kept", "rejected"] = "kept"
     rejected_by: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None  # a str: "<code>: <detail>" in JSON
     schema_version: int = SCHEMA_VERSION
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -81,9 +83,10 @@ class Record:
     def kept(self) -> bool:
         return self.status == "kept"
 
-    def reject(self, stage: str, reason: str) -> None:
-        """Mark the record rejected; `reason` starts with a short code, e.g. 'missing_file: ...'."""
-        self.status, self.rejected_by, self.reason = "rejected", stage, reason
+    def reject(self, stage: str, reason: str | Reason) -> None:
+        """Mark the record rejected: `Reason(code, detail)`, or text "<code>: <detail>", e.g.
+        'missing_file: ...' (read into a Reason here, once)."""
+        self.status, self.rejected_by, self.reason = "rejected", stage, Reason.of(reason)
 
     def child(self, k: int) -> Record:
         """The k-th fan-out child: id `<parent>-<k>`, same source item, a seed of its own."""
@@ -123,6 +126,10 @@ class Record:
             raise ValueError(f"record schema_version {version} is newer than this imgdiff ({SCHEMA_VERSION})")
         if data.get("edit") is not None:
             data["edit"] = Edit(**data["edit"])
+        if data.get("reason") is not None:
+            data["reason"] = Reason.of(data["reason"])
         data["regions"] = [Region(**r) for r in data.get("regions", [])]
+        for region in data["regions"]:
+            region.reason = None if region.reason is None else Reason.of(region.reason)
         data["truth"] = [TruthBox(**t) for t in data.get("truth", [])]
         return cls(**data, schema_version=SCHEMA_VERSION)

@@ -1,8 +1,9 @@
-"""The verbs behind the CLI and the Python API: run a recipe into a directory, re-decide, read.
+"""The verbs behind the CLI and the Python API: run a recipe into a directory, re-decide, export.
 
-Resume is "run the same command again". `run.json` records what the run was started with; a
-changed source, run seed or shard spec refuses to resume without `fresh=True`. Thresholds set by
-`rethreshold` are remembered in `run.json` and apply to later runs unless the command sets them.
+Each verb opens its run with `imgdiff.lifecycle` and hands it to `_execute`. Resume is "run the
+same command again". `run.json` records what the run was started with; a changed source, run seed
+or shard spec refuses to resume without `fresh=True`. Thresholds set by `rethreshold` are
+remembered in `run.json` and apply to later runs unless the command sets them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imgdiff.engine.local import Interrupted, Outcome, Shard, run_local
-from imgdiff.engine.plan import Plan
+from imgdiff.engine.local import Interrupted, Outcome, run_local
+from imgdiff.engine.shard import Shard
+from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
-from imgdiff.recipe import load_recipe
-from imgdiff.record import Record
-from imgdiff.store import RunStore
+from imgdiff.export import export_run
+from imgdiff.lifecycle import OpenRun, open_dir, open_run, reopen
+from imgdiff.store import RunStore, load_records
 from imgdiff.survey import Survey, survey
+from imgdiff.version import __version__
+
+__all__ = ["RunResult", "export", "load_records", "rethreshold", "run"]
 
 log = logging.getLogger("imgdiff")
 
@@ -51,111 +56,81 @@ def run(
     """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
 
     With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing."""
-    if isinstance(shard, str):
-        shard = Shard.parse(shard)
+    shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if limit is not None and limit < 0:
         raise UsageError(f"--limit {limit}: must be 0 or more")
-    root = Path(out)
-    if shard is not None:
-        root = root / "shards" / f"{shard.index}-of-{shard.count}"
-    sets = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
-    store = RunStore(root)
+    top = RunStore(out)
+    store = top if shard is None else top.shard(shard.index, shard.count)
     meta = store.read_meta()
+    sets = list(overrides) + ([f"seed={seed}"] if seed is not None else [])
     remembered = [] if fresh else _remembered(meta, sets)
-    recipe_obj = load_recipe(recipe, remembered + sets)
-    store.image_format = recipe_obj.run.image_format
-    source = recipe_obj.build_source()
-    source.check()
-    plan = Plan.make(recipe_obj, source.fingerprint())
+    opened = open_run(
+        store, recipe, remembered + sets, meta=None if fresh else meta, shard=shard, limit=limit
+    )
     if shard is not None:
-        RunStore(out).check_location()
+        top.check_location()
     if dry_run:
         store.check_location()
         # With --fresh nothing stored would be reused: survey against an empty (never created) store.
-        surveyed = RunStore(root / ".tmp" / "dry-run-fresh") if fresh else store
-        return survey(recipe_obj, surveyed, None if fresh else meta, limit, shard, root=root)
+        return survey(opened, parts=RunStore(store.dry_run_dir) if fresh else store)
     store.create()
     with store.locked():
         if meta is not None and fresh:
             store.clear()  # only now: a bad recipe must not cost the user their run
-            meta = None
-        if meta is not None:
-            check_resumable(meta, plan, shard, root)
+        opened.check_resumable()
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
-        store.write_meta(_meta(plan, shard, limit, remembered))
-        return _execute(plan, source, store, limit=limit, shard=shard, score=True, progress=progress)
+        store.write_meta(_meta(opened, remembered))
+        return _execute(opened, Mode.COMPUTE, progress)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
     """Re-apply decisions with new thresholds from stored scores; never runs a stage's scoring."""
-    store = RunStore(out)
-    meta = store.read_meta()
-    if meta is None:
-        raise UsageError(f"'{out}' is not an imgdiff run directory (no run.json)")
+    open_dir(out)
     if not overrides:
         raise UsageError("rethreshold needs at least one --set <stage>.<threshold>=value")
-    recipe = load_recipe(meta["recipe"], list(overrides))
-    for item in overrides:
-        key = item.partition("=")[0]
+    opened = reopen(out, overrides)
+    for key in (item.partition("=")[0] for item in overrides):
         stage, _, setting = key.partition(".")
-        spec = next((s for s in recipe.stages if s.name == stage), None)
+        spec = next((s for s in opened.recipe.stages if s.name == stage), None)
         if spec is None or setting not in spec.settings.decision_fields():
             raise UsageError(
                 f"--set {key}: not a decision setting; rethreshold changes thresholds, caps and "
                 "rules only (a setting that defines scores needs `imgdiff run` to recompute)"
             )
-    store.image_format = recipe.run.image_format
-    source = recipe.build_source()
-    source.check()
-    plan = Plan.make(recipe, source.fingerprint())
-    shard = Shard(**meta["shard"]) if meta.get("shard") else None
-    check_resumable(meta, plan, shard, store.root)
-    remembered = dict(meta.get("decision_overrides", {}))
-    remembered.update(item.split("=", 1) for item in overrides)
-    with store.locked():
-        store.write_meta({**meta, "recipe": recipe.to_dict(), "decision_overrides": remembered})
-        return _execute(
-            plan, source, store, limit=meta.get("limit"), shard=shard, score=False, progress=progress
+    opened.check_resumable()
+    assert opened.meta is not None
+    remembered = {**opened.meta.get("decision_overrides", {}), **dict(s.split("=", 1) for s in overrides)}
+    with opened.store.locked():
+        opened.store.write_meta(
+            {**opened.meta, "recipe": opened.recipe.to_dict(), "decision_overrides": remembered}
         )
+        return _execute(opened, Mode.DECIDE_ONLY, progress)
 
 
-def load_records(out: str | Path) -> list[Record]:
-    """The records of a run directory (records.jsonl), in canonical order."""
-    path = Path(out) / "records.jsonl"
-    if not path.is_file():
-        raise UsageError(f"'{out}' has no records.jsonl (not an imgdiff run, or it has not finished a batch)")
-    with path.open(encoding="utf-8") as handle:
-        return [Record.from_dict(json.loads(line)) for line in handle if line.strip()]
+def export(out: str | Path, formats: list[str], to: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Write a finished run in training-data formats: format -> summary."""
+    store, _ = open_dir(out)
+    with store.locked():
+        return export_run(store.root, formats, Path(to) if to else None)
 
 
-def _execute(
-    plan: Plan,
-    source: Any,
-    store: RunStore,
-    *,
-    limit: int | None,
-    shard: Shard | None,
-    score: bool,
-    progress: bool,
-) -> RunResult:
+def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
+    """The engine over an opened, locked run; then records.jsonl, side tables, stats, exports."""
+    store = run.store
     store.sweep()
     invocation = store.invocation()
-    handler = logging.FileHandler(store.root / "logs" / f"run-{invocation:05d}.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logger = logging.getLogger("imgdiff")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
     started = time.perf_counter()
-    try:
-        log.info("%s %s (limit %s, shard %s)", "run" if score else "rethreshold", store.root, limit, shard)
+    with _log_to(store.log_path(invocation)):
+        verb = "run" if mode is Mode.COMPUTE else "rethreshold"
+        log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
         outcome = run_local(
-            plan,
-            source,
+            run.plan,
+            run.source,
             store,
-            limit=limit,
-            shard=shard,
-            score=score,
+            limit=run.limit,
+            shard=run.shard,
+            mode=mode,
             progress=progress,
             invocation=invocation,
         )
@@ -167,17 +142,26 @@ def _execute(
         log.info(
             "finished: %s", json.dumps({k: stats[k] for k in ("records", "kept", "rejected", "pending")})
         )
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
     result = RunResult(store.root, outcome, stats)
     if outcome.interrupted:
         raise Interrupted(result)
-    if stats["complete"] and plan.recipe.export:
-        from imgdiff.export import export_run
-
-        result.exports = export_run(store.root, list(plan.recipe.export))
+    if stats["complete"] and run.recipe.export:
+        result.exports = export_run(store.root, list(run.recipe.export))
     return result
+
+
+@contextlib.contextmanager
+def _log_to(path: Path) -> Any:
+    """Everything the `imgdiff` logger says, down to DEBUG, also goes to this invocation's log."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def _stats(outcome: Outcome, seconds: float) -> dict[str, Any]:
@@ -201,31 +185,16 @@ def _remembered(meta: dict[str, Any] | None, sets: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in stored.items() if k not in given]
 
 
-def check_resumable(meta: dict[str, Any], plan: Plan, shard: Shard | None, root: Path) -> None:
-    old_shard = Shard(**meta["shard"]) if meta.get("shard") else None
-    changes = []
-    if meta.get("source_fingerprint") != plan.source_fingerprint:
-        changes.append("the source changed")
-    if meta.get("seed") != plan.recipe.seed:
-        changes.append(f"the seed changed ({meta.get('seed')} -> {plan.recipe.seed})")
-    if old_shard != shard:
-        changes.append(f"the shard spec changed ({old_shard} -> {shard})")
-    if changes:
-        raise UsageError(f"cannot resume {root}: {' and '.join(changes)}; pass --fresh to start over")
-
-
-def _meta(plan: Plan, shard: Shard | None, limit: int | None, remembered: list[str]) -> dict[str, Any]:
-    from imgdiff import __version__
-
+def _meta(run: OpenRun, remembered: list[str]) -> dict[str, Any]:
     return {
         "imgdiff": __version__,
-        "seed": plan.recipe.seed,
-        "source_fingerprint": plan.source_fingerprint,
-        "stage_fingerprints": plan.fingerprints,
-        "shard": None if shard is None else {"index": shard.index, "count": shard.count},
-        "limit": limit,
+        "seed": run.recipe.seed,
+        "source_fingerprint": run.plan.source_fingerprint,
+        "stage_fingerprints": run.plan.fingerprints,
+        "shard": None if run.shard is None else {"index": run.shard.index, "count": run.shard.count},
+        "limit": run.limit,
         "decision_overrides": {k: v for k, _, v in (s.partition("=") for s in remembered)},
-        "recipe": plan.recipe.to_dict(),
+        "recipe": run.recipe.to_dict(),
         "versions": _versions(),
         "git_revision": _git_revision(),
     }

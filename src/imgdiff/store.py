@@ -4,7 +4,10 @@
     DIR/stages/<stage>/part-N.jsonl  append-only stage outputs keyed by input id (truth for resume)
     DIR/records.jsonl                every finished record in canonical order
     DIR/stats.json                   the funnel
-    DIR/images/<id[:2]>/<id>_a.png   lossless images; DIR/aux/<id[:2]>/ side arrays; DIR/logs/
+    DIR/stages/<stage>/<table>.parquet  a stage's side table
+    DIR/images/<id[:2]>/<id>_a.png   lossless images; DIR/aux/<id[:2]>/ side arrays
+    DIR/logs/run-N.log               one log per invocation; DIR/.lock; DIR/.tmp/ (swept at start)
+    DIR/shards/I-of-N/               a sharded run's slices (each a run directory); `imgdiff merge`
 
 Every file but the parts is written to a temporary name and renamed into place. A part line is
 written (one write, flushed and synced) only after the artifacts it names are in place, so a line
@@ -32,6 +35,8 @@ from imgdiff.record import Record
 
 log = logging.getLogger("imgdiff")
 IMAGE_NAMES = ("a", "b")
+_LOCK = ".lock"
+_DERIVED = ("report", "audit")  # other folders made from a run's records; --fresh removes them
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
 
 
@@ -115,13 +120,28 @@ class PartWriter:
             self._handle = None
 
 
+def load_records(out: str | Path) -> list[Record]:
+    """The records of a run directory (records.jsonl), in canonical order."""
+    return RunStore(out).read_records()
+
+
 class RunStore:
+    """A run directory: owns every path in it (the module docstring shows the layout)."""
+
     def __init__(self, root: Path | str, image_format: str = "png") -> None:
         self.root = Path(root)
         self.image_format = image_format
         self.images = ImageLoader(self.root)
 
-    # -- layout ----------------------------------------------------------------------------
+    @classmethod
+    def existing(cls, root: Path | str) -> RunStore:
+        """The run directory `root`, or a one-line UsageError when it holds no run."""
+        store = cls(root)
+        if not store.run_json.is_file():
+            raise UsageError(f"'{root}' is not an imgdiff run directory (no run.json)")
+        return store
+
+    # -- layout: the only place that spells a run directory's names ------------------------------
     @property
     def run_json(self) -> Path:
         return self.root / "run.json"
@@ -134,12 +154,65 @@ class RunStore:
     def stats_path(self) -> Path:
         return self.root / "stats.json"
 
+    @property
+    def stages_dir(self) -> Path:
+        return self.root / "stages"
+
     def stage_dir(self, stage: str) -> Path:
-        return self.root / "stages" / stage
+        return self.stages_dir / stage
+
+    def table_path(self, stage: str, table: str) -> Path:
+        return self.stage_dir(stage) / f"{table}.parquet"
+
+    def tables(self) -> list[tuple[str, str]]:
+        """(stage, table) of every side table written, sorted."""
+        return sorted((p.parent.name, p.stem) for p in self.stages_dir.glob("*/*.parquet"))
+
+    def part_paths(self) -> list[Path]:
+        """Every stage's part files."""
+        return sorted(self.stages_dir.glob("*/part-*.jsonl"))
+
+    def merged_part_path(self, part: Path, shard: RunStore) -> Path:
+        """Where a shard's part file goes in the merged run: its name says which shard it came from."""
+        return self.stage_dir(part.parent.name) / f"part-{shard.root.name}-{part.name.removeprefix('part-')}"
+
+    @property
+    def artifact_dirs(self) -> tuple[Path, Path]:
+        """The folders of images and side arrays."""
+        return self.root / "images", self.root / "aux"
+
+    @property
+    def export_dir(self) -> Path:
+        """Where `export` writes its formats by default (DIR/export/<format>/)."""
+        return self.root / "export"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    def log_path(self, invocation: int) -> Path:
+        return self.logs_dir / f"run-{invocation:05d}.log"
 
     @property
     def tmp_dir(self) -> Path:
         return self.root / ".tmp"
+
+    @property
+    def dry_run_dir(self) -> Path:
+        """An empty run directory that `run --dry-run --fresh` surveys (never created)."""
+        return self.tmp_dir / "dry-run-fresh"
+
+    @property
+    def shards_dir(self) -> Path:
+        return self.root / "shards"
+
+    def shard(self, index: int, count: int) -> RunStore:
+        """The run directory of shard `index` of `count`."""
+        return RunStore(self.shards_dir / f"{index}-of-{count}", self.image_format)
+
+    def shard_counts(self) -> set[int]:
+        """The shard counts N of the DIR/shards/I-of-N folders present."""
+        return {int(d.name.split("-of-")[1]) for d in self.shards_dir.glob("*-of-*")}
 
     def sweep(self) -> None:
         """Remove what writes cut short by a kill left behind (only ever in `.tmp/`)."""
@@ -150,7 +223,7 @@ class RunStore:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """One process at a time per run directory; a second one is told so in one line."""
-        with (self.root / ".lock").open("w") as handle:
+        with (self.root / _LOCK).open("w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -166,7 +239,7 @@ class RunStore:
         """Make the directory, or explain in one line why it cannot be."""
         self.check_location()
         try:
-            (self.root / "logs").mkdir(parents=True, exist_ok=True)
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--out {self.root}: cannot create it: {exc.strerror}") from None
 
@@ -176,7 +249,9 @@ class RunStore:
             if parent.exists() and not parent.is_dir():
                 raise UsageError(f"--out {self.root}: '{parent}' is a file, not a directory")
         leftovers = (
-            {p.name for p in self.root.iterdir()} - {"shards", "logs", ".tmp", ".lock"}
+            {p.name for p in self.root.iterdir()}
+            - {p.name for p in (self.shards_dir, self.logs_dir, self.tmp_dir)}
+            - {_LOCK}
             if self.root.is_dir()
             else set()
         )
@@ -187,19 +262,15 @@ class RunStore:
         """Remove a previous run's contents (--fresh); only ever called on an imgdiff run."""
         import shutil
 
-        for name in (
-            "run.json",
-            "records.jsonl",
-            "stats.json",
-            "stages",
-            "images",
-            "aux",
-            "export",
-            "report",
-            "audit",
-            "shards",
-        ):
-            path = self.root / name
+        outputs = (
+            self.run_json,
+            self.records_path,
+            self.stats_path,
+            self.stages_dir,
+            *self.artifact_dirs,
+            self.export_dir,
+        )
+        for path in (*outputs, *(self.root / name for name in _DERIVED), self.shards_dir):
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
@@ -207,9 +278,10 @@ class RunStore:
 
     def invocation(self) -> int:
         """A number for this invocation's log and part files: one more than any before."""
-        logs = self.root / "logs"
         numbers = [
-            int(p.stem.split("-")[1]) for p in logs.glob("run-*.log") if p.stem.split("-")[1].isdigit()
+            int(p.stem.split("-")[1])
+            for p in self.logs_dir.glob("run-*.log")
+            if p.stem.split("-")[1].isdigit()
         ]
         return max(numbers, default=0) + 1
 
@@ -226,25 +298,32 @@ class RunStore:
         atomic_write(self.run_json, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
 
     # -- artifacts ---------------------------------------------------------------------------
-    def write_artifacts(self, record: Record) -> None:
-        """Write the record's artifacts at id-derived paths; record the relative paths."""
+    def place(self, record: Record) -> None:
+        """Name the files of the record's artifacts (id-derived paths, relative to the run) in
+        record.images / record.aux; writes nothing."""
         shard = record.id[:2]
         for name, value in record.artifacts.items():
             if name in IMAGE_NAMES:
                 ext = "png" if self.image_format == "png" else "webp"
-                rel = f"images/{shard}/{record.id}_{name}.{ext}"
-                atomic_write(self.root / rel, encode_image(value, self.image_format), self.tmp_dir)
-                record.images[name] = rel
-            elif isinstance(value, dict):
-                rel = f"aux/{shard}/{record.id}_{name}.npz"
-                atomic_write(self.root / rel, encode_npz(value), self.tmp_dir)
-                record.aux[name] = rel
+                record.images[name] = f"images/{shard}/{record.id}_{name}.{ext}"
             else:
-                rel = f"aux/{shard}/{record.id}_{name}.npy"
+                suffix = "npz" if isinstance(value, dict) else "npy"
+                record.aux[name] = f"aux/{shard}/{record.id}_{name}.{suffix}"
+
+    def write_artifacts(self, record: Record) -> None:
+        """Write the record's artifacts at the paths `place` names (placing them first)."""
+        self.place(record)
+        for name, value in record.artifacts.items():
+            if name in IMAGE_NAMES:
+                data = encode_image(value, self.image_format)
+                rel = record.images[name]
+            elif isinstance(value, dict):
+                data, rel = encode_npz(value), record.aux[name]
+            else:
                 buffer = io.BytesIO()
                 np.save(buffer, np.asarray(value), allow_pickle=False)
-                atomic_write(self.root / rel, buffer.getvalue(), self.tmp_dir)
-                record.aux[name] = rel
+                data, rel = buffer.getvalue(), record.aux[name]
+            atomic_write(self.root / rel, data, self.tmp_dir)
 
     # -- parts -----------------------------------------------------------------------------------
     def part_writer(self, stage: str, invocation: int) -> PartWriter:
@@ -264,6 +343,15 @@ class RunStore:
         return latest
 
     # -- records and stats --------------------------------------------------------------------
+    def read_records(self) -> list[Record]:
+        """The records of records.jsonl, in canonical order."""
+        if not self.records_path.is_file():
+            raise UsageError(
+                f"'{self.root}' has no records.jsonl (not an imgdiff run, or it has not finished a batch)"
+            )
+        with self.records_path.open(encoding="utf-8") as handle:
+            return [Record.from_dict(json.loads(line)) for line in handle if line.strip()]
+
     def write_records(self, records: list[Record]) -> None:
         ordered = sorted(records, key=Record.sort_key)
         text = "".join(dumps(r.to_dict()) + "\n" for r in ordered)
@@ -276,7 +364,7 @@ class RunStore:
 
         buffer = io.BytesIO()
         pq.write_table(pa.Table.from_pylist(rows), buffer)
-        atomic_write(self.stage_dir(stage) / f"{table}.parquet", buffer.getvalue(), self.tmp_dir)
+        atomic_write(self.table_path(stage, table), buffer.getvalue(), self.tmp_dir)
 
     def write_stats(self, stats: dict[str, Any]) -> None:
         atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
@@ -302,14 +390,9 @@ class RunStore:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UsageError(f"{self.stats_path} is corrupt") from None
 
-    def side_tables(self) -> dict[tuple[str, str], Path]:
-        """(stage, table name) -> the Parquet file of every side table the run holds."""
-        found = sorted((self.root / "stages").glob("*/*.parquet"))
-        return {(path.parent.name, path.stem): path for path in found}
-
     def log_paths(self) -> list[Path]:
         """The invocations' logs, oldest first."""
-        return sorted((self.root / "logs").glob("run-*.log"))
+        return sorted(self.logs_dir.glob("run-*.log"))
 
     @property
     def audit_dir(self) -> Path:

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imgdiff.engine.local import Outcome, Shard, run_local
+from imgdiff.engine.local import Outcome, run_local
 from imgdiff.engine.plan import Plan
-from imgdiff.errors import UsageError
-from imgdiff.recipe import Recipe, load_recipe
+from imgdiff.engine.shard import Shard
+from imgdiff.engine.steps import Mode
+from imgdiff.lifecycle import OpenRun, reopen
+from imgdiff.recipe import Recipe
 from imgdiff.store import RunStore
 
 
@@ -41,7 +43,7 @@ class Survey:
     def report(self) -> str:
         recipe: Recipe = self.plan.recipe
         stages = ", ".join(f"{s.name}/{s.method}" for s in recipe.stages) or "none"
-        records = self.root / "records.jsonl"
+        records = RunStore(self.root).records_path
         written = sum(1 for _ in records.open()) if records.is_file() else None
         lines = [
             f"run directory: {self.root}" + ("" if self.meta else " (not started)"),
@@ -75,33 +77,20 @@ class Survey:
 
 def status(out: str | Path) -> Survey:
     """What the same `imgdiff run` command would do next in run directory `out`."""
-    store = RunStore(out)
-    meta = store.read_meta()
-    if meta is None:
-        raise UsageError(f"'{out}' is not an imgdiff run directory (no run.json)")
-    recipe = load_recipe(meta["recipe"])
-    shard = Shard(**meta["shard"]) if meta.get("shard") else None
-    return survey(recipe, store, meta, meta.get("limit"), shard)
+    return survey(reopen(out))
 
 
-def survey(
-    recipe: Recipe,
-    store: RunStore,
-    meta: dict[str, Any] | None,
-    limit: int | None,
-    shard: Shard | None,
-    root: Path | None = None,
-) -> Survey:
-    source = recipe.build_source()
-    source.check()
-    plan = Plan.make(recipe, source.fingerprint())
-    blocked = None
-    if meta is not None:
-        from imgdiff.runner import check_resumable
-
-        try:
-            check_resumable(meta, plan, shard, store.root)
-        except UsageError as exc:
-            blocked = str(exc).split(": ", 1)[-1]
-    outcome = run_local(plan, source, store, limit=limit, shard=shard, score=False, progress=False)
-    return Survey(root or store.root, plan, outcome, meta, limit, shard, blocked)
+def survey(run: OpenRun, parts: RunStore | None = None) -> Survey:
+    """Walk the opened run's items through its steps, deciding only, against the stored parts of
+    `parts` (default: the run's own directory)."""
+    outcome = run_local(
+        run.plan,
+        run.source,
+        parts or run.store,
+        limit=run.limit,
+        shard=run.shard,
+        mode=Mode.DECIDE_ONLY,
+        progress=False,
+    )
+    blocked = None if run.refusal is None else run.refusal.why
+    return Survey(run.store.root, run.plan, outcome, run.meta, run.limit, run.shard, blocked)

@@ -1,26 +1,32 @@
-"""The one body of code that takes a batch through steps; engines only decide where it runs.
+"""The one body of code that takes a batch through a step; engines only decide where it runs.
 
-For each step: records whose output is stored under the step's current fingerprint are reused;
-the others are computed (or, when only deciding, left pending). The step's raw output is written
-(artifacts first, then one part line per input); then the step's decision is applied. Rejected
-records leave the stream; kept ones go on to the next step.
+`process(step, records, ...)` is a function of its arguments alone: records whose output is stored
+under the step's fingerprint are reused; the others are computed (in `Mode.COMPUTE`) or left
+pending (in `Mode.DECIDE_ONLY`); the step's decision is applied to every output. It returns the
+outputs, the part lines of what it computed, the side-table rows and the funnel counts, and writes
+nothing: the engine persists a result (artifacts first, then the part lines) before the next step
+reads the batch. A step must return at least one output for every input: reject, never drop.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgdiff.engine.steps import Mode, Step
 from imgdiff.record import Record
-from imgdiff.store import PartWriter, RunStore
+
+
+class DroppedRecords(RuntimeError):
+    """Internal error: a step returned nothing for some inputs, or outputs that match no input."""
 
 
 @dataclass
 class StepCounts:
-    """The funnel of one step over an invocation: data, not logs."""
+    """The funnel of one step over a batch or an invocation: data, not logs."""
 
     name: str
     entered: int = 0
@@ -29,8 +35,13 @@ class StepCounts:
     pending: int = 0
     out: int = 0
     kept: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)  # reason code -> records
     seconds: float = 0.0
+
+    def add(self, other: StepCounts) -> None:
+        for name in ("entered", "reused", "computed", "pending", "out", "kept", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rejected.update(other.rejected)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,103 +58,114 @@ class StepCounts:
 
 
 @dataclass
-class Step:
-    name: str
-    fingerprint: str
-    compute: Callable[[list[Record]], list[Record]]
-    decide: Callable[[Record], None] | None
-    done: dict[str, dict[str, Any]]  # input id -> stored part line
-    writer: PartWriter | None
+class StepResult:
+    outputs: list[Record]  # after the decision, in input order (fan-out children in place)
+    pending: list[Record]  # inputs left without an output (decide-only mode)
+    computed: list[Record]  # the outputs computed now: their artifacts still to be written
+    lines: list[dict[str, Any]]  # one part line per computed input: {"in", "fp", "out"}
+    side_rows: list[tuple[tuple[int, list[int]], list[dict[str, Any]]]]  # (record order, rows)
     counts: StepCounts
-    side_rows: Callable[[Record, Record], list[dict[str, Any]]] | None = None
-    table: list[tuple[tuple[int, list[int]], list[dict[str, Any]]]] = field(default_factory=list)
-
-    def table_rows(self) -> list[dict[str, Any]]:
-        """The side-table rows of every record seen, in canonical record order."""
-        return [row for _, rows in sorted(self.table, key=lambda item: item[0]) for row in rows]
 
 
-def _key(record: Record) -> tuple[int, tuple[int, ...]]:
-    return record.source_index, tuple(record.child_index)
+def process(
+    step: Step,
+    records: list[Record],
+    stored: Mapping[str, dict[str, Any]],
+    mode: Mode,
+    place: Callable[[Record], None],
+    raws: Mapping[str, Any] | None = None,
+) -> StepResult:
+    """Take a batch of kept records through one step.
 
-
-def run_step(
-    step: Step, records: list[Record], store: RunStore, score: bool
-) -> tuple[list[Record], list[Record]]:
-    """Take kept records through one step: (outputs after the decision, pending inputs)."""
-    counts = step.counts
-    counts.entered += len(records)
+    `stored`: input id -> the step's stored part line; `place` names the files of a record's
+    artifacts (record.images / record.aux) without writing them; `raws`: the source items, by id
+    (the source step only)."""
+    counts = StepCounts(step.name, entered=len(records))
     outputs: dict[str, list[Record]] = {}
     todo: list[Record] = []
     for record in records:
-        entry = step.done.get(record.id)
+        entry = stored.get(record.id)
         if entry is not None and entry["fp"] == step.fingerprint:
             outputs[record.id] = [Record.from_dict(d) for d in entry["out"]]
-            counts.reused += 1
         else:
             todo.append(record)
+    counts.reused = len(outputs)
     pending: list[Record] = []
-    if todo and not score:
+    if mode is Mode.DECIDE_ONLY:
         pending, todo = todo, []
-        counts.pending += len(pending)
-    if todo:
-        started = time.perf_counter()
-        produced = step.compute(todo)
-        outputs.update(_by_input(todo, produced, step.name))
-        lines = []
-        for record in todo:
-            for out in outputs[record.id]:
-                store.write_artifacts(out)
-                store.images.keep(out)  # written once; later steps read them from memory
-            lines.append(
-                {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in outputs[record.id]]}
-            )
-        assert step.writer is not None
-        step.writer.append(lines)
-        counts.computed += len(todo)
-        counts.seconds += time.perf_counter() - started
-    result = []
+        counts.pending = len(pending)
+    computed, lines = _compute(step, todo, raws or {}, place, counts, outputs) if todo else ([], [])
+    decided, side_rows = _decide(step, records, outputs, counts)
+    return StepResult(decided, pending, computed, lines, side_rows, counts)
+
+
+def _compute(
+    step: Step,
+    todo: list[Record],
+    raws: Mapping[str, Any],
+    place: Callable[[Record], None],
+    counts: StepCounts,
+    outputs: dict[str, list[Record]],
+) -> tuple[list[Record], list[dict[str, Any]]]:
+    """Compute `todo`, adding to `outputs`: (the computed outputs, one part line per input)."""
+    started = time.perf_counter()
+    fresh = by_input(step.name, todo, step.compute(todo, raws))
+    computed, lines = [], []
+    for record in todo:
+        for out in fresh[record.id]:
+            place(out)
+            computed.append(out)
+        lines.append(
+            {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in fresh[record.id]]}
+        )
+    outputs.update(fresh)
+    counts.computed = len(todo)
+    counts.seconds = time.perf_counter() - started
+    return computed, lines
+
+
+def _decide(
+    step: Step, records: list[Record], outputs: dict[str, list[Record]], counts: StepCounts
+) -> tuple[list[Record], list[tuple[tuple[int, list[int]], list[dict[str, Any]]]]]:
+    """Apply the step's decision to every kept output, in input order; count the funnel."""
+    decided, side_rows = [], []
     for record in records:
         for out in outputs.get(record.id, []):
-            scored = Record.from_dict(out.to_dict()) if step.side_rows is not None else None
-            if out.kept and step.decide is not None:
+            scored = Record.from_dict(out.to_dict()) if step.side_table else None
+            if out.kept:
                 step.decide(out)
-            if step.side_rows is not None and scored is not None:
-                step.table.append((out.sort_key(), step.side_rows(scored, out)))
+            if scored is not None:
+                side_rows.append((out.sort_key(), step.side_rows(scored, out)))
             counts.out += 1
             if out.kept:
                 counts.kept += 1
             else:
-                counts.rejected[(out.reason or "").split(":")[0] or "unknown"] += 1
-            result.append(out)
-    return result, pending
+                counts.rejected[out.reason.code if out.reason else "unknown"] += 1
+            decided.append(out)
+    return decided, side_rows
 
 
-def _by_input(inputs: list[Record], produced: list[Record], step: str) -> dict[str, list[Record]]:
-    """Match outputs to inputs by (source_index, child_index): the same record, or a fan-out child."""
+def by_input(step: str, inputs: list[Record], produced: list[Record]) -> dict[str, list[Record]]:
+    """Match outputs to inputs by (source_index, child_index): the same record, or a fan-out child.
+    Raises DroppedRecords, naming the step and the ids, when an input has no output."""
     by_key = {_key(r): r.id for r in inputs}
     out: dict[str, list[Record]] = {r.id: [] for r in inputs}
     for record in produced:
         key = _key(record)
         parent = by_key.get(key) or by_key.get((key[0], key[1][:-1]))
         if parent is None:
-            raise RuntimeError(f"stage {step} returned record {record.id}, which matches no input")
+            raise DroppedRecords(
+                f"internal error: step {step} returned record {record.id}, which matches no input"
+            )
         out[parent].append(record)
     missing = [rid for rid, outs in out.items() if not outs]
     if missing:
-        raise RuntimeError(f"stage {step} returned nothing for {missing[:3]}: reject, never drop")
+        raise DroppedRecords(
+            f"internal error: step {step} returned nothing for {len(missing)} record(s) "
+            f"{', '.join(missing[:5])}: a step must reject a record, never drop it"
+        )
     return out
 
 
-def run_steps(
-    steps: list[Step], records: list[Record], store: RunStore, score: bool = True
-) -> tuple[list[Record], list[Record]]:
-    """A batch through consecutive steps: (finished records, pending records)."""
-    finished: list[Record] = []
-    pending: list[Record] = []
-    for step in steps:
-        outputs, waiting = run_step(step, records, store, score)
-        pending += waiting
-        finished += [r for r in outputs if not r.kept]
-        records = [r for r in outputs if r.kept]
-    return finished + records, pending
+def _key(record: Record) -> tuple[int, tuple[int, ...]]:
+    return record.source_index, tuple(record.child_index)

@@ -1,8 +1,10 @@
 """The local engine: batches streamed through every step in this process.
 
-Ctrl-C or SIGTERM asks it to stop: the batch in hand is finished, records.jsonl and stats.json are
-written, and `Interrupted` is raised; the same command resumes. A second Ctrl-C stops at once
-(finished parts are still safe on disk).
+Per batch and step it calls the batch function (`engine.batch.process`), then persists what that
+computed: artifacts first, then the part lines, so a part line on disk is finished work. Ctrl-C or
+SIGTERM asks it to stop: the batch in hand is finished, records.jsonl and stats.json are written,
+and `Interrupted` is raised; the same command resumes. A second Ctrl-C stops at once (finished
+parts are still safe on disk).
 """
 
 from __future__ import annotations
@@ -11,47 +13,29 @@ import itertools
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
-from imgdiff.engine.batch import Step, StepCounts, run_steps
+from imgdiff.engine.batch import StepCounts, StepResult, process
 from imgdiff.engine.plan import Plan
+from imgdiff.engine.shard import Shard, select, selected_count
+from imgdiff.engine.steps import Mode, SourceStep, StageStep, Step
 from imgdiff.models import ModelPool
 from imgdiff.record import Record, derive_seed, record_id
 from imgdiff.sources.base import Source
-from imgdiff.stages.base import Stage
-from imgdiff.store import RunStore
+from imgdiff.store import PartWriter, RunStore
 
 log = logging.getLogger("imgdiff")
+
+__all__ = ["Interrupted", "Outcome", "Shard", "run_local"]
 
 
 class Interrupted(Exception):
     """The run stopped cleanly on a signal; it is resumable."""
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        from imgdiff.errors import UsageError
-
-        try:
-            i, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise UsageError(f"--shard '{text}': expected I/N, e.g. 0/4") from None
-        if not 0 <= i < n:
-            raise UsageError(f"--shard '{text}': need 0 <= I < N")
-        return cls(i, n)
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 @dataclass
@@ -63,14 +47,13 @@ class Outcome:
     tables: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def select(source: Source, limit: int | None, shard: Shard | None) -> Iterator[tuple[int, Any]]:
-    """(source index, raw item): the first `limit` items, then this shard's slice of them."""
-    items = enumerate(source.items())
-    if limit is not None:
-        items = itertools.islice(items, limit)
-    for index, raw in items:
-        if shard is None or index % shard.count == shard.index:
-            yield index, raw
+def make_steps(plan: Plan, source: Source, store: RunStore) -> list[Step]:
+    models = ModelPool(plan.recipe.models)
+    stages = [
+        StageStep(spec.name, plan.fingerprints[spec.name], spec.build(), models, store.images)
+        for spec in plan.recipe.stages
+    ]
+    return [SourceStep(plan.fingerprints["source"], source), *stages]
 
 
 def run_local(
@@ -80,114 +63,119 @@ def run_local(
     *,
     limit: int | None = None,
     shard: Shard | None = None,
-    score: bool = True,
+    mode: Mode = Mode.COMPUTE,
     progress: bool = True,
     invocation: int = 1,
 ) -> Outcome:
-    recipe = plan.recipe
-    steps = _steps(plan, source, store, invocation, score)
-    total = source.count()
-    if total is not None and limit is not None:
-        total = min(total, limit)
-    if total is not None and shard is not None:
-        total = len(range(shard.index, total, shard.count))
-    bars = [
-        tqdm(
-            total=total if i == 0 else None,
-            desc=f"{s.name:<12}",
-            unit="rec",
-            position=i,
-            disable=not progress or None,
-            leave=True,
-            dynamic_ncols=True,
-        )
-        for i, s in enumerate(steps)
-    ]
-    finished: list[Record] = []
-    pending: list[Record] = []
+    steps = make_steps(plan, source, store)
+    walk = _Walk(steps, store, mode, invocation, progress, selected_count(source, limit, shard))
     stop = _StopFlag()
     try:
         with stop.installed():
-            selected = select(source, limit, shard)
-            while batch := list(itertools.islice(selected, recipe.run.batch_size)):
-                raws = {}
-                records = []
-                for index, raw in batch:
-                    rid = record_id(plan.source_fingerprint, index)
-                    raws[rid] = raw
-                    records.append(Record(id=rid, source_index=index, seed=derive_seed(recipe.seed, rid)))
-                steps[0].compute = lambda todo, raws=raws: source.load([(r, raws[r.id]) for r in todo])
-                before = [s.counts.entered for s in steps]
-                done, waiting = run_steps(steps, records, store, score)
-                for bar, step, n in zip(bars, steps, before, strict=False):
-                    bar.update(step.counts.entered - n)
+            for records, raws in _batches(plan, source, limit, shard):
+                walk.batch(records, raws)
                 store.images.forget()  # the batch's pixels are on disk now; free the memory
-                finished += done
-                pending += waiting
-                log.debug("batch of %d: %d finished, %d pending", len(records), len(done), len(waiting))
                 if stop.requested:
                     break
     finally:
-        for bar in bars:
+        walk.close()
+    return walk.outcome(stop.requested)
+
+
+def _batches(
+    plan: Plan, source: Source, limit: int | None, shard: Shard | None
+) -> Iterator[tuple[list[Record], dict[str, Any]]]:
+    """(records, raw items by id) of each batch of `batch_size` selected items."""
+    selected = select(source, limit, shard)
+    while batch := list(itertools.islice(selected, plan.recipe.run.batch_size)):
+        raws = {record_id(plan.source_fingerprint, index): raw for index, raw in batch}
+        records = [
+            Record(id=rid, source_index=index, seed=derive_seed(plan.recipe.seed, rid))
+            for rid, (index, _) in zip(raws, batch, strict=True)
+        ]
+        yield records, raws
+
+
+class _Walk:
+    """The local engine's state over one invocation: what each step has stored, its part writer,
+    funnel, side rows and progress bar, and the records finished or left pending so far."""
+
+    def __init__(
+        self,
+        steps: list[Step],
+        store: RunStore,
+        mode: Mode,
+        invocation: int,
+        progress: bool,
+        total: int | None,
+    ) -> None:
+        self.steps, self.store, self.mode = steps, store, mode
+        self.stored = {s.name: store.read_parts(s.name) for s in steps}
+        self.writers = {s.name: store.part_writer(s.name, invocation) for s in steps}
+        self.counts = {s.name: StepCounts(s.name) for s in steps}
+        self.side_rows: dict[str, list[Any]] = {s.name: [] for s in steps}
+        self.bars = {
+            s.name: _bar(s.name, i, total if i == 0 else None, progress) for i, s in enumerate(steps)
+        }
+        self.finished: list[Record] = []
+        self.pending: list[Record] = []
+
+    def batch(self, records: list[Record], raws: dict[str, Any]) -> None:
+        """One batch through every step: the batch function, then persist, then the kept go on."""
+        before, waiting = len(self.finished), len(self.pending)
+        for step in self.steps:
+            result = process(step, records, self.stored[step.name], self.mode, self.store.place, raws)
+            _persist(result, self.store, self.writers[step.name])
+            self.counts[step.name].add(result.counts)
+            self.side_rows[step.name] += result.side_rows
+            self.bars[step.name].update(len(records))
+            self.pending += result.pending
+            self.finished += [r for r in result.outputs if not r.kept]
+            records = [r for r in result.outputs if r.kept]
+        self.finished += records
+        done = len(self.finished) - before
+        log.debug("batch of %d: %d finished, %d pending", len(raws), done, len(self.pending) - waiting)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
             bar.close()
-        for step in steps:
-            if step.writer is not None:
-                step.writer.close()
-    tables = {
-        (spec.name, spec.cls.SIDE_TABLE): step.table_rows()
-        for spec, step in zip(recipe.stages, steps[1:], strict=True)
-        if spec.cls.SIDE_TABLE
-    }
-    outcome = Outcome(finished, pending, [s.counts for s in steps], stop.requested, tables)
-    return outcome
+        for writer in self.writers.values():
+            writer.close()
+
+    def outcome(self, interrupted: bool) -> Outcome:
+        tables = {
+            (s.name, s.side_table): [
+                row for _, rows in sorted(self.side_rows[s.name], key=_first) for row in rows
+            ]
+            for s in self.steps
+            if s.side_table
+        }
+        counts = [self.counts[s.name] for s in self.steps]
+        return Outcome(self.finished, self.pending, counts, interrupted, tables)
 
 
-def _steps(plan: Plan, source: Source, store: RunStore, invocation: int, score: bool) -> list[Step]:
-    recipe = plan.recipe
-    writer = (lambda name: store.part_writer(name, invocation)) if score else (lambda name: None)
-    steps = [
-        Step(
-            "source",
-            plan.fingerprints["source"],
-            lambda todo: todo,
-            None,
-            store.read_parts("source"),
-            writer("source"),
-            StepCounts("source"),
-        )
-    ]
-    models = ModelPool(recipe.models)
-    for spec in recipe.stages:
-        stage = spec.build()
-        steps.append(
-            Step(
-                spec.name,
-                plan.fingerprints[spec.name],
-                _set_up_on_first_use(stage, models, store),
-                stage.decide,
-                store.read_parts(spec.name),
-                writer(spec.name),
-                StepCounts(spec.name),
-                side_rows=stage.side_rows if stage.SIDE_TABLE else None,
-            )
-        )
-    return steps
+def _first(item: tuple[Any, Any]) -> Any:
+    return item[0]
 
 
-def _set_up_on_first_use(
-    stage: Stage, models: ModelPool, store: RunStore
-) -> Callable[[list[Record]], list[Record]]:
-    """Models load when a stage first has work: a resumed run whose work is done loads none."""
-    ready = False
+def _persist(result: StepResult, store: RunStore, writer: PartWriter) -> None:
+    """Artifacts first, then the part lines that name them."""
+    for record in result.computed:
+        store.write_artifacts(record)
+        store.images.keep(record)  # written once; later steps read them from memory
+    writer.append(result.lines)
 
-    def compute(records: list[Record]) -> list[Record]:
-        nonlocal ready
-        if not ready:
-            stage.setup(models, store.images)
-            ready = True
-        return stage(records)
 
-    return compute
+def _bar(name: str, position: int, total: int | None, progress: bool) -> tqdm:
+    return tqdm(
+        total=total,
+        desc=f"{name:<12}",
+        unit="rec",
+        position=position,
+        disable=not progress or None,
+        leave=True,
+        dynamic_ncols=True,
+    )
 
 
 class _StopFlag:

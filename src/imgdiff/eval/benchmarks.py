@@ -76,10 +76,7 @@ class Benchmark:
 
 
 def open_benchmark(spec: str, data: str | None, split: str, task: str | None) -> Benchmark:
-    if spec.startswith("run:"):
-        from imgdiff.eval.run_items import run_benchmark
-
-        return run_benchmark(Path(spec[4:]), task or "locate")
+    """A public benchmark's items (`run:DIR` is eval/run_items.py's)."""
     if spec not in ("mmvp", "spot-the-diff", "image-edit-request"):
         raise UsageError(f"unknown benchmark '{spec}' (valid: {', '.join(BENCHMARKS)})")
     if task is not None:

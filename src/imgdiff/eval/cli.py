@@ -111,7 +111,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be at least 0")
     name, entry = load_entry(args.models, args.model)
-    bench = open_benchmark(args.benchmark, args.data, args.split, args.task)
+    if args.benchmark.startswith("run:"):  # an imgdiff run's kept pairs (eval/run_items.py)
+        from imgdiff.eval.run_items import run_benchmark
+
+        bench = run_benchmark(Path(args.benchmark[4:]), args.task or "locate")
+    else:
+        bench = open_benchmark(args.benchmark, args.data, args.split, args.task)
 
     def progress(done: int, total: int) -> None:
         print(f"predict: {done}/{total} asked", file=sys.stderr, flush=True)

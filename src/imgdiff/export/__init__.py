@@ -19,6 +19,7 @@ from imgdiff.errors import UsageError, did_you_mean
 from imgdiff.export.base import Exporter, run_facts
 from imgdiff.export.llava import LlavaExporter
 from imgdiff.record import Record
+from imgdiff.store import RunStore
 
 EXPORTERS: dict[str, type[Exporter]] = {"llava": LlavaExporter}
 
@@ -27,21 +28,20 @@ MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ...}, written
 
 def export_run(run_dir: Path, formats: list[str], to: Path | None = None) -> dict[str, dict[str, Any]]:
     """Export a finished run into `to/<format>/` (default DIR/export/); format -> summary."""
-    from imgdiff.runner import load_records  # here: the runner imports the recipe, which imports us
-
     for fmt in formats:
         if fmt not in EXPORTERS:
             raise UsageError(f"export: unknown format '{fmt}'{did_you_mean(fmt, EXPORTERS)}")
     run_dir = Path(run_dir)
-    records = load_records(run_dir)
+    store = RunStore(run_dir)
+    records = store.read_records()
     content = {
-        "records": hashlib.sha256((run_dir / "records.jsonl").read_bytes()).hexdigest(),
+        "records": hashlib.sha256(store.records_path.read_bytes()).hexdigest(),
         "run": run_facts(run_dir),  # what the card shows
     }
     summaries = {}
     for fmt in dict.fromkeys(formats):
         exporter = EXPORTERS[fmt]()
-        target = (Path(to) if to is not None else run_dir / "export") / fmt
+        target = (Path(to) if to is not None else store.export_dir) / fmt
         key = {"format": fmt, "version": exporter.version, **content}
         fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
         _recover(target)

@@ -15,6 +15,7 @@ import yaml
 
 from imgdiff.errors import UsageError
 from imgdiff.record import Record, Region
+from imgdiff.store import RunStore
 
 # source type -> whose licence its images carry
 SOURCE_LICENCES = {
@@ -43,8 +44,9 @@ def samples_of(record: Record) -> list[tuple[int, Region]]:
 def run_facts(run_dir: Path) -> dict[str, Any]:
     """What the card says about the run, from run.json and stats.json; nothing that varies per rerun."""
     try:
-        meta = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        stats = json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
+        store = RunStore(run_dir)
+        meta = json.loads(store.run_json.read_text(encoding="utf-8"))
+        stats = json.loads(store.stats_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UsageError(f"'{run_dir}' is not a finished imgdiff run: {exc}") from None
     funnel = [

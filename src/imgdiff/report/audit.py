@@ -106,9 +106,7 @@ def _readable(raw: dict[str, Any]) -> Record:
 
 
 def write_sheet(run_dir: Path, rows: list[dict[str, str]], out: Path | None = None) -> Path:
-    """sheet.csv (blank rating columns) and sheet.html beside it; returns the CSV."""
-    from imgdiff.report.page import write_audit_page
-
+    """sheet.csv with blank rating columns; returns it (report/page.py writes sheet.html beside it)."""
     folder = out or RunStore(run_dir).audit_dir
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / SHEET
@@ -119,7 +117,6 @@ def write_sheet(run_dir: Path, rows: list[dict[str, str]], out: Path | None = No
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, **dict.fromkeys((*AXES, "notes"), "")})
-    write_audit_page(run_dir, rows, folder)
     return path
 
 

@@ -45,6 +45,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _audit(args: argparse.Namespace) -> int:
     from imgdiff.report import audit
+    from imgdiff.report.page import write_audit_page
 
     if args.score:
         if args.dir:
@@ -56,5 +57,6 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError("audit: give DIR to draw a sheet, or --score SHEET.csv to score one")
     rows = audit.draw(Path(args.dir), args.n)
     sheet = audit.write_sheet(Path(args.dir), rows)
+    write_audit_page(Path(args.dir), rows, sheet.parent)
     print(f"wrote {sheet} ({len(rows)} samples) and {sheet.with_name('sheet.html')}: rate high/medium/low")
     return 0

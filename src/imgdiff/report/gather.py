@@ -65,7 +65,8 @@ def gather(store: RunStore, gallery: GalleryPicker) -> RunData:
     for raw in store.iter_record_dicts():
         if isinstance(raw, dict):
             _add_record(data, tidy(raw), store.root)
-    for key, path in store.side_tables().items():
+    for key in store.tables():
+        path = store.table_path(*key)
         _add_table(data, key, path)
     return data
 

@@ -71,7 +71,7 @@ class TextStats:
 
 def _category(phrase: str) -> str:
     """The lexicon's super-category of an object phrase (its last words), if it knows it."""
-    from imgdiff.stages.edit.vocabulary import forms
+    from imgdiff.language.vocabulary import forms
 
     known = forms()
     words = phrase.split()

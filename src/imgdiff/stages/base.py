@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from imgdiff.errors import UsageError, did_you_mean
+from imgdiff.reason import Reason
 from imgdiff.record import Record
 from imgdiff.settings import Settings
 
@@ -50,19 +51,19 @@ class Stage:
         if reason is not None:
             record.reject(self.name, reason)
 
-    def failed_threshold(self, scores: dict[str, float], prefix: str = "") -> str | None:
+    def failed_threshold(self, scores: dict[str, float], prefix: str = "") -> Reason | None:
         """The first set `<score>_min|max|gt|lt` threshold that `scores[prefix + score]` fails, as
-        a reason ("changed_area_min: changed_area 0 < 0.002"); None when all pass. Stages that
-        decide per region call it on a region's scores (no prefix)."""
+        a reason (code "changed_area_min", detail "changed_area 0 < 0.002"); None when all pass.
+        Stages that decide per region call it on a region's scores (no prefix)."""
         for setting, limit in self.thresholds():
             score, bound = setting.rsplit("_", 1)
             value = scores.get(prefix + score)
             if value is None:
-                return f"{setting}: score {score} missing"
+                return Reason(setting, f"score {score} missing")
             failed = {"min": value < limit, "max": value > limit, "gt": value <= limit, "lt": value >= limit}
             if failed[bound]:
                 sign = {"min": "<", "max": ">", "gt": "<=", "lt": ">="}[bound]
-                return f"{setting}: {score} {value:.4g} {sign} {limit:g}"
+                return Reason(setting, f"{score} {value:.4g} {sign} {limit:g}")
         return None
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:

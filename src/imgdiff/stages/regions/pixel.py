@@ -29,6 +29,7 @@ from pydantic import Field
 
 from imgdiff.boxes import iou
 from imgdiff.pixels import delta_e, to_lab, working_copy
+from imgdiff.reason import Reason
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
 
@@ -139,22 +140,22 @@ class PixelRegions(Stage):
         if not verdicts:
             record.reject(self.name, "no_regions: no changed area found")
         elif not record.regions:
-            codes = [v.split(":")[0] for v in verdicts if v is not None]
+            codes = [v.code for v in verdicts if v is not None]
             why = ", ".join(f"{code} {codes.count(code)}" for code in dict.fromkeys(codes))
             record.reject(self.name, f"no_regions: all {len(codes)} candidates dropped ({why})")
 
-    def verdicts(self, regions: list[Region]) -> list[str | None]:
+    def verdicts(self, regions: list[Region]) -> list[Reason | None]:
         """For each candidate in order: None if kept, else why not (a threshold, `nms` or `cap`)."""
         s = self.settings
         kept: list[Region] = []
-        out: list[str | None] = []
+        out: list[Reason | None] = []
         for region in regions:
             reason = self.failed_threshold(region.scores)
             overlap = max((iou(region.box, k.box) for k in kept), default=0.0)
             if reason is None and s.nms_iou is not None and overlap > s.nms_iou:
-                reason = f"nms: IoU {overlap:.2f} > {s.nms_iou:g}"
+                reason = Reason("nms", f"IoU {overlap:.2f} > {s.nms_iou:g}")
             if reason is None and s.max_regions is not None and len(kept) >= s.max_regions:
-                reason = f"cap: {s.max_regions} regions kept already"
+                reason = Reason("cap", f"{s.max_regions} regions kept already")
             if reason is None:
                 kept.append(region)
             out.append(reason)
@@ -169,7 +170,7 @@ class PixelRegions(Stage):
             rows.append(
                 {"id": scored.id, "candidate": i, "x1": x1, "y1": y1, "x2": x2, "y2": y2}
                 | scores
-                | {"kept": reason is None, "reason": reason}
+                | {"kept": reason is None, "reason": None if reason is None else str(reason)}
             )
         return rows
 

@@ -1,0 +1,80 @@
+"""The steps of a run, as typed objects: the source step, then one step per stage.
+
+A step has a name, a fingerprint and `compute(records, raws)`, which returns the step's raw output
+(scores, fan-out children, rejections it cannot avoid); `decide(record)` applies its decision to an
+output and `side_rows(scored, decided)` gives its side-table rows. Both step kinds are plain objects
+that pickle, so an engine can send them to a worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from imgdiff.record import Record
+from imgdiff.sources.base import Source
+from imgdiff.stages.base import Stage
+from imgdiff.store import ImageLoader
+
+if TYPE_CHECKING:
+    from imgdiff.models import ModelPool
+
+
+class Mode(Enum):
+    """What the batch function does with inputs that have no stored output."""
+
+    COMPUTE = "compute"  # compute them (`imgdiff run`)
+    DECIDE_ONLY = "decide-only"  # leave them pending (`rethreshold`, `status`, `--dry-run`)
+
+
+@dataclass
+class SourceStep:
+    """Step 0: turns each selected item into its record (pixels in `artifacts`)."""
+
+    fingerprint: str
+    source: Source
+    name: str = "source"
+    side_table: None = None
+
+    def compute(self, records: list[Record], raws: Mapping[str, Any]) -> list[Record]:
+        return self.source.load([(r, raws[r.id]) for r in records])
+
+    def decide(self, record: Record) -> None:
+        """The source has no decision: what it could not load it rejected while loading."""
+
+    def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
+        return []
+
+
+@dataclass
+class StageStep:
+    """A recipe stage. Its models load when it first has work: a resumed run whose work is done
+    loads none."""
+
+    name: str
+    fingerprint: str
+    stage: Stage
+    models: ModelPool | None  # the run's pool, shared by its stages
+    images: ImageLoader
+    ready: bool = field(default=False, compare=False)
+
+    @property
+    def side_table(self) -> str | None:
+        return self.stage.SIDE_TABLE
+
+    def compute(self, records: list[Record], raws: Mapping[str, Any]) -> list[Record]:
+        if not self.ready:
+            self.stage.setup(self.models, self.images)
+            self.ready = True
+        return self.stage(records)
+
+    def decide(self, record: Record) -> None:
+        self.stage.decide(record)
+
+    def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
+        return self.stage.side_rows(scored, decided)
+
+
+Step = SourceStep | StageStep
