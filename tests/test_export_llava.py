@@ -10,8 +10,7 @@ from PIL import Image
 import imgdiff
 from conftest import tree_bytes
 from imgdiff.errors import UsageError
-from imgdiff.export import EXPORTERS, export_run
-from imgdiff.export import pictures
+from imgdiff.export import EXPORTERS, export_run, pictures
 from imgdiff.export.llava import QUESTION, LlavaExporter
 from imgdiff.record import Record, Region
 from imgdiff.render import side_by_side

@@ -61,10 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="join DIR/shards/I-of-N into DIR")
     merge.add_argument("dir")
 
-    export = sub.add_parser("export", help="write a finished run in a training-data format")
-    export.add_argument("dir")
-    export.add_argument("--format", required=True, action="append", dest="formats")
-    export.add_argument("--to", help="folder to write into (default DIR/export)")
+    from imgdiff.export.cli_args import add_arguments as export_arguments
+
+    export_arguments(sub.add_parser("export", help="write a finished run in a training-data format"))
 
     evaluate = sub.add_parser("eval", help="score a run: localization")
     evaluate.add_argument("name", choices=["localization"])
@@ -144,13 +143,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "export":
         from imgdiff.export import export_run
+        from imgdiff.export.cli_args import options_from_args
         from imgdiff.store import RunStore
 
         store = RunStore(args.dir)
         if store.read_meta() is None:
             raise UsageError(f"'{args.dir}' is not an imgdiff run directory (no run.json)")
         with store.locked():
-            exported = export_run(store.root, args.formats, Path(args.to) if args.to else None)
+            options = options_from_args(args)
+            exported = export_run(store.root, args.formats, Path(args.to) if args.to else None, options)
         for fmt, summary in exported.items():
             print(f"{fmt}: {json.dumps(summary)}")
         return 0

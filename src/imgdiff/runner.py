@@ -176,7 +176,7 @@ def _execute(
     if stats["complete"] and plan.recipe.export:
         from imgdiff.export import export_run
 
-        result.exports = export_run(store.root, list(plan.recipe.export))
+        result.exports = export_run(store.root, list(plan.recipe.export), options=plan.recipe.export_options)
     return result
 
 

@@ -84,7 +84,9 @@ class Exporter:
         return rel
 
     def write_card(self, sample_format: str, example: dict[str, Any] | None, loading: str | None) -> None:
-        text = sample_format + (f" An example:\n\n```json\n{to_json(example).rstrip()}\n```" if example else "")
+        text = sample_format + (
+            f" An example:\n\n```json\n{to_json(example).rstrip()}\n```" if example else ""
+        )
         if example is None:
             text += " This export holds no samples."
         card = dataset_card(self.format, self.context.facts, self.context.counts(), text, loading)

@@ -50,7 +50,10 @@ def encoded(samples: list[Sample], run_dir: Path, options: ExportOptions) -> Ite
     loader = ImageLoader(Path(run_dir))
     chunks = _chunks(samples)
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        pending = [pool.submit(_encode_chunk, c, loader, options) for c in itertools.islice(chunks, AHEAD * options.workers)]
+        pending = [
+            pool.submit(_encode_chunk, c, loader, options)
+            for c in itertools.islice(chunks, AHEAD * options.workers)
+        ]
         while pending:
             done = pending.pop(0).result()
             nxt = next(chunks, None)
@@ -71,7 +74,9 @@ def _chunks(samples: list[Sample]) -> Iterator[list[Sample]]:
         yield chunk
 
 
-def _encode_chunk(chunk: list[Sample], loader: ImageLoader, options: ExportOptions) -> list[tuple[Sample, bytes]]:
+def _encode_chunk(
+    chunk: list[Sample], loader: ImageLoader, options: ExportOptions
+) -> list[tuple[Sample, bytes]]:
     out, pair, pair_id = [], None, None
     for sample in chunk:
         if sample.record.id != pair_id:

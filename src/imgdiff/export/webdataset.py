@@ -76,7 +76,7 @@ class WebDatasetExporter(Exporter):
         self.split = split
         rel = f"{split}-{self.shard:06d}.tar"
         self.files.append(rel)
-        self.tar = tarfile.open(self.to / rel, "w", format=tarfile.USTAR_FORMAT)
+        self.tar = tarfile.open(self.to / rel, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115 (closed in finish)
         self.size = 2 * BLOCK * 10  # the end-of-archive blocks (tar pads the archive to 10 KiB)
 
 

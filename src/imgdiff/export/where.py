@@ -33,7 +33,12 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
-_ORDER = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y}
+_ORDER = {
+    "<": lambda x, y: x < y,
+    "<=": lambda x, y: x <= y,
+    ">": lambda x, y: x > y,
+    ">=": lambda x, y: x >= y,
+}
 
 
 class Parsed:
