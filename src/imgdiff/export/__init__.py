@@ -71,8 +71,8 @@ def export_run(
         "records": hashlib.sha256((run_dir / "records.jsonl").read_bytes()).hexdigest(),
         "run": {k: v for k, v in facts.items() if k != "complete"},  # what the card shows
     }
-    if options != ExportOptions():  # absent for defaults: markers of older exports stay valid
-        content["options"] = options.fingerprint_fields()
+    if options.fingerprint_fields() != ExportOptions().fingerprint_fields():
+        content["options"] = options.fingerprint_fields()  # absent for defaults: older markers stay valid
     if extra:
         content["extra"] = hashlib.sha256(json.dumps([s.fields() for s in extra]).encode()).hexdigest()
     summaries, todo = {}, {}

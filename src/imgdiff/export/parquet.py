@@ -91,7 +91,8 @@ class ParquetExporter(Exporter):
         loading = (
             "```python\nfrom datasets import load_dataset\n\n"
             'data = load_dataset("parquet", data_dir="<this folder>/data")\n'
-            'data["train"][0]["image"]  # a PIL image\n```'
+            'data["train"][0]["image"]  # a PIL image\n```\n\n`datasets` names a split from its file '
+            "names and reads `val` as `validation`."
         )
         self.write_card(sample_format, self.example, loading)
         return {"format": self.format, **self.context.counts(), "files": len(names) + 1}
