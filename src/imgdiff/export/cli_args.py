@@ -45,7 +45,7 @@ def options_from_args(args: argparse.Namespace) -> ExportOptions:
             "jpeg_quality",
             "workers",
         )
-        if getattr(args, key) not in (None, False)
+        if getattr(args, key) is not None and getattr(args, key) is not False  # 0 is a value, not "unset"
     }
     if args.split is not None:
         given["split"] = parse_split(args.split)
