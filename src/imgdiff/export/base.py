@@ -23,6 +23,7 @@ from imgdiff.export.samples import Sample
 # source type -> whose licence its images carry
 SOURCE_LICENCES = {
     "pairs": "user-supplied images: the user's licence",
+    "parquet": "the licence of the dataset it reads (see that dataset's card)",
     "captions": "the captions file's licence (MSCOCO captions: CC BY 4.0); the images are made by the "
     "diffusion model below, under its licence",
 }
