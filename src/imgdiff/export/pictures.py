@@ -81,6 +81,19 @@ def _encode_chunk(
     for sample in chunk:
         if sample.record.id != pair_id:
             pair_id = sample.record.id
-            pair = loader.load(sample.record, "a"), loader.load(sample.record, "b")
+            pair = _load(loader, sample, "a"), _load(loader, sample, "b")
         out.append((sample, encode(sample.picture(*pair), options)))
     return out
+
+
+def _load(loader: ImageLoader, sample: Sample, name: str) -> np.ndarray:
+    """The pair's image as RGB; a file already RGB is not converted (a copy saved: decoding the
+    pair is the largest cost left once encoding is fast)."""
+    rel = sample.record.images.get(name)
+    if rel is None or name in sample.record.artifacts:
+        return loader.load(sample.record, name)
+    from PIL import Image
+
+    with Image.open(loader.root / rel) as image:
+        image.load()
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
