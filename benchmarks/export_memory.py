@@ -3,14 +3,13 @@
     python benchmarks/export_memory.py [--samples 2000,20000] [--size 128] [--workers 2]
 
 Makes a small quickstart run (20 scenes), then runs of N records that reuse its pairs' image files
-under new ids (so N samples cost no pipeline time), and exports each to parquet in a fresh process
+under new ids with the box moved (so N distinct samples cost no pipeline time), and exports each to parquet in a fresh process
 (`png_encoder: fast`), printing JSON: samples, seconds, peak RSS in MiB and the parquet bytes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,8 @@ import json, resource, sys, time
 from pathlib import Path
 from imgdiff.export import export_run
 started = time.perf_counter()
-summary = export_run(Path(sys.argv[1]), ["parquet"], options={"png_encoder": "fast", "workers": int(sys.argv[2])})
+options = {"png_encoder": "fast", "workers": int(sys.argv[2])}
+summary = export_run(Path(sys.argv[1]), ["parquet"], options=options)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 size = sum(p.stat().st_size for p in (Path(sys.argv[1]) / "export" / "parquet").rglob("*.parquet"))
@@ -43,7 +43,11 @@ def widened(base: Path, out: Path, n: int) -> Path:
     for i in range(n):
         data = kept[i % len(kept)].to_dict()
         data.update(id=f"{i:012x}", source_index=i, child_index=[])
-        data["regions"] = data["regions"][:1]  # one sample per record
+        data["regions"] = data["regions"][:1]  # one sample per record, its box moved so that every
+        shift = float(i % 97)  # picture differs (identical ones would shrink the file, not the memory)
+        data["regions"][0]["box"] = [
+            v + shift if k % 2 == 0 else v for k, v in enumerate(data["regions"][0]["box"])
+        ]
         records.append(Record.from_dict(data))
     RunStore(out).write_records(records)
     return out
@@ -61,7 +65,10 @@ if __name__ == "__main__":
         for n in (int(x) for x in args.samples.split(",")):
             run = widened(base, Path(tmp) / f"run-{n}", n)
             child = subprocess.run(
-                [sys.executable, "-c", CHILD, str(run), str(args.workers)], capture_output=True, text=True, check=True
+                [sys.executable, "-c", CHILD, str(run), str(args.workers)],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             print(child.stdout.strip(), flush=True)
             shutil.rmtree(run)

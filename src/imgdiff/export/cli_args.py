@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imgdiff.export.options import ExportOptions, build_options, parse_split
+if TYPE_CHECKING:
+    from imgdiff.export.options import ExportOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> ExportOptions:
     """The options the flags name; those not given keep their defaults."""
+    from imgdiff.export.options import build_options, parse_split
+
     given: dict[str, Any] = {
         key: getattr(args, key)
         for key in (
