@@ -3,8 +3,8 @@
     python benchmarks/export_memory.py [--samples 2000,20000] [--size 128] [--workers 2]
 
 Makes a small quickstart run (20 scenes), then runs of N records that reuse its pairs' image files
-under new ids with the box moved (so N distinct samples cost no pipeline time), and exports each to parquet in a fresh process
-(`png_encoder: fast`), printing JSON: samples, seconds, peak RSS in MiB and the parquet bytes.
+under new ids with the box moved (so N distinct samples cost no pipeline time), and exports each
+to parquet in a fresh process (`png_encoder: fast`), printing JSON: samples, seconds, peak RSS in MiB and the parquet bytes.
 """
 
 from __future__ import annotations
