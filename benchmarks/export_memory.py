@@ -4,7 +4,8 @@
 
 Makes a small quickstart run (20 scenes), then runs of N records that reuse its pairs' image files
 under new ids with the box moved (so N distinct samples cost no pipeline time), and exports each
-to parquet in a fresh process (`png_encoder: fast`), printing JSON: samples, seconds, peak RSS in MiB and the parquet bytes.
+to parquet in a fresh process (`png_encoder: fast`), printing JSON: samples, seconds, peak RSS
+in MiB and the parquet size.
 """
 
 from __future__ import annotations
