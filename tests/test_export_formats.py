@@ -184,3 +184,16 @@ def test_large_exports_are_sharded_and_row_groups_capped(
     data = load_dataset("parquet", data_dir=str(tmp_path / "parquet" / "data"))
     # `datasets` reads files named val-* as its `validation` split
     assert {name: d.num_rows for name, d in data.items()} == {"train": 10, "validation": 4}
+
+
+def test_an_empty_split_has_no_file_and_the_rest_loads(run: Path, tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    summary = export_run(
+        run, ["parquet", "webdataset"], to=tmp_path, options={"split": {"train": 0.9, "val": 0.1}}
+    )
+    assert summary["parquet"]["splits"] == {"train": DIFFERENCE_SAMPLES, "val": 0}  # no id falls in val
+    assert [p.name for p in (tmp_path / "parquet" / "data").iterdir()] == ["train-00000.parquet"]
+    assert [p.name for p in (tmp_path / "webdataset").glob("*.tar")] == ["train-000000.tar"]
+    data = load_dataset("parquet", data_dir=str(tmp_path / "parquet" / "data"))
+    assert {name: d.num_rows for name, d in data.items()} == {"train": DIFFERENCE_SAMPLES}

@@ -47,7 +47,7 @@ class LlavaExporter(Exporter):
         for rel, entries in files.items():
             (self.to / rel).write_text(to_json(entries), encoding="utf-8")
         every = [e for entries in self.entries.values() for e in entries]
-        text = SAMPLE_FORMAT
+        text = SAMPLE_FORMAT.replace("a PNG path", f"a {self.context.extension.upper()} path")
         if self.context.options.split:
             text += f" With splits, one such list per split: {', '.join(f'`{f}`' for f in files)}."
         self.write_card(text, every[0] if every else None, None)

@@ -2,7 +2,8 @@
 reads: the picture as the `Image` feature (PNG/JPEG bytes embedded), and every field of
 `Sample.fields()` as a column (question, answer, captions, edit, box, every score).
 
-Files are `data/<split>-NNNNN.parquet` (a name `datasets` maps to its split), a new one started
+Files are `data/<split>-NNNNN.parquet` (a name `datasets` maps to its split; an empty split has
+none, as `datasets` refuses a split without rows), a new one started
 when a file passes `shard_mb`; rows are buffered and written as a row group whenever the buffer
 passes `row_group_mb`, so memory holds at most one row group whatever the run's size. The schema
 carries the `datasets` features in its metadata, so the images decode and the columns keep their
@@ -75,10 +76,6 @@ class ParquetExporter(Exporter):
         self._flush()
         if self.writer is not None:
             self.writer.close()
-        for name in self.context.split_names:  # an empty split still gets its (empty) file
-            if not any(f.startswith(f"data/{name}-") for f in self.files):
-                self._next_file(name)
-                self.writer.close()
         self.writer = None
         names = sorted(self.files)
         sample_format = (
@@ -86,7 +83,7 @@ class ParquetExporter(Exporter):
             "feature (the encoded picture, the pair side by side with the red box, in `bytes`), "
             "then every field of the sample: `id`, `type` (`difference` or `choice`), `question`, "
             "`answer`, `choices`, the box (`region.*`), the pair's captions and edit, and every "
-            f"score of the pair (`<stage>.<score>`). Files: {', '.join(f'`{n}`' for n in names)}."
+            f"score of the pair (`<stage>.<score>`). Files: {', '.join(f'`{n}`' for n in names) or 'none'}."
         )
         loading = (
             "```python\nfrom datasets import load_dataset\n\n"

@@ -2,8 +2,9 @@
 and `<key>.json` (every field of `Sample.fields()`), readable by the `webdataset` library and by
 `datasets.load_dataset("webdataset", data_files=...)`.
 
-A new shard starts before a sample would push the current one past `shard_mb`. Members carry fixed
-metadata (mtime 0, owner root, mode 0644), so the same samples give the same bytes. The key is the
+An empty split has no shard. A new shard starts before a sample would push the current one past
+`shard_mb`. Members carry fixed metadata (mtime 0, owner root, mode 0644), so the same samples give
+the same bytes. The key is the
 sample id (no dots: webdataset splits a member name at the first dot of its base name).
 """
 
@@ -48,16 +49,13 @@ class WebDatasetExporter(Exporter):
         self.example = self.example or sample.fields()
 
     def finish(self) -> dict[str, Any]:
-        for name in self.context.split_names:  # an empty split still gets its (empty) shard
-            if not any(f.startswith(f"{name}-") for f in self.files):
-                self._next_shard(name)
         if self.tar is not None:
             self.tar.close()
         ext = self.context.extension
+        shards = ", ".join(f"`{f}`" for f in self.files) or "none"
         sample_format = (
-            f"`<split>-NNNNNN.tar` shards ({', '.join(f'`{f}`' for f in self.files)}); each sample is "
-            f"`<id>.{ext}` (the pair side by side with the red box) and `<id>.json` (every field "
-            "of the sample: question, answer, choices, box, captions, edit and the pair's scores)."
+            f"`<split>-NNNNNN.tar` shards ({shards}); each sample is `<id>.{ext}` (the pair side by "
+            "side with the red box) and `<id>.json` (every field of the sample: question, answer, choices, box, captions, edit and the pair's scores)."
         )
         loading = (
             "```python\nimport webdataset as wds\n\n"
