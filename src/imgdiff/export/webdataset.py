@@ -55,7 +55,8 @@ class WebDatasetExporter(Exporter):
         shards = ", ".join(f"`{f}`" for f in self.files) or "none"
         sample_format = (
             f"`<split>-NNNNNN.tar` shards ({shards}); each sample is `<id>.{ext}` (the pair side by "
-            "side with the red box) and `<id>.json` (every field of the sample: question, answer, choices, box, captions, edit and the pair's scores)."
+            "side with the red box) and `<id>.json` (every field of the sample: question, answer, "
+            "choices, box, captions, edit and the pair's scores)."
         )
         loading = (
             "```python\nimport webdataset as wds\n\n"
