@@ -113,3 +113,11 @@ def test_a_bad_export_section_fails_the_recipe(tmp_path: Path, export: object, m
     with pytest.raises(UsageError) as caught:
         load_recipe(path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_set_reaches_export_options() -> None:
+    recipe = load_recipe("quickstart", ["export.split={train: 0.9, val: 0.1}", "export.dedup=true"])
+    assert recipe.export == ("llava",)
+    assert recipe.export_options == {"split": {"train": 0.9, "val": 0.1}, "dedup": True}
+    with pytest.raises(UsageError, match="unknown setting 'dedupe'"):
+        load_recipe("quickstart", ["export.dedupe=true"])

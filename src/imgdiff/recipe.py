@@ -216,6 +216,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         head, *rest = key.split(".")
         if head in ("seed", "batch_size", "image_format", "export") and not rest:
             raw[head] = value
+        elif head == "export" and len(rest) == 1:  # an export option: the section becomes a mapping
+            section = raw.get("export") or []
+            raw["export"] = {"formats": section} if isinstance(section, list) else section
+            raw["export"][rest[0]] = value
         elif head == "source" and len(rest) == 1:
             raw.setdefault("source", {})[rest[0]] = value
         elif head == "models" and len(rest) == 2:
