@@ -29,6 +29,7 @@ from imgdiff.export.parquet import ParquetExporter
 from imgdiff.export.samples import Sample, samples_of_records
 from imgdiff.export.sharegpt import ShareGPTExporter
 from imgdiff.export.webdataset import WebDatasetExporter
+from imgdiff.record import Record
 
 EXPORTERS: dict[str, type[Exporter]] = {
     "llava": LlavaExporter,
@@ -106,8 +107,7 @@ def _build(
     sibling folder, then swap each folder in with renames; on failure, drop them all."""
     from imgdiff.export import pictures, select, split
 
-    codes = _pair_codes(run_dir, samples, options) if options.dedup else {}
-    chosen, dropped = select.select(samples, options, lambda record: codes[record.id])
+    chosen, dropped = select.select(samples, options, lambda records: _pair_codes(run_dir, records, options))
     by_split = split.assign(chosen, options.split)
     columns: dict[str, Any] = {}
     for sample in chosen:
@@ -153,13 +153,12 @@ def _build(
     return summaries
 
 
-def _pair_codes(run_dir: Path, samples: list[Sample], options: ExportOptions) -> dict[str, int]:
+def _pair_codes(run_dir: Path, records: list[Record], options: ExportOptions) -> dict[str, int]:
     """Record id -> perceptual code of its pair, computed in parallel (decoding dominates)."""
     from imgdiff.export.select import perceptual_code
     from imgdiff.store import ImageLoader
 
     loader = ImageLoader(run_dir)
-    records = list({s.record.id: s.record for s in samples}.values())
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         codes = pool.map(lambda r: perceptual_code(loader.load(r, "a"), loader.load(r, "b")), records)
         return {record.id: code for record, code in zip(records, codes, strict=True)}

@@ -23,22 +23,25 @@ from imgdiff.export.samples import Sample
 from imgdiff.export.where import parse
 from imgdiff.record import Record
 
-PairHash = Callable[[Record], int]  # a record -> its 128-bit perceptual code
+PairCodes = Callable[[list[Record]], dict[str, int]]  # records -> {id: 128-bit perceptual code}
 
 
-def select(samples: list[Sample], options: ExportOptions, pair_hash: PairHash) -> tuple[list[Sample], dict]:
-    """The kept samples, and how many each filter dropped."""
+def select(samples: list[Sample], options: ExportOptions, pair_codes: PairCodes) -> tuple[list[Sample], dict]:
+    """The kept samples, and how many each filter dropped. `pair_codes` is called once, on the
+    records still in play when near duplicates are looked for (hashing means decoding the pairs)."""
     dropped: dict[str, int] = {}
     if options.where is not None:
         expression = parse(options.where)
         rows = [s.fields() for s in samples]
-        expression.check_names({name for row in rows for name in row})
+        if rows:  # a run without samples has no fields to name
+            expression.check_names({name for row in rows for name in row})
         kept = [s for s, row in zip(samples, rows, strict=True) if expression(row)]
         dropped["where"], samples = len(samples) - len(kept), kept
     if options.dedup:
         kept = drop_repeated_texts(samples)
         dropped["dedup_text"], samples = len(samples) - len(kept), kept
-        kept = drop_near_pairs(samples, pair_hash, options.dedup_distance)
+        codes = pair_codes(list({s.record.id: s.record for s in samples}.values()))
+        kept = drop_near_pairs(samples, codes, options.dedup_distance)
         dropped["dedup_pair"], samples = len(samples) - len(kept), kept
     if options.max_per_object is not None:
         kept = cap_objects(samples, options.max_per_object)
@@ -57,7 +60,7 @@ def drop_repeated_texts(samples: list[Sample]) -> list[Sample]:
     return kept
 
 
-def drop_near_pairs(samples: list[Sample], pair_hash: PairHash, distance: int) -> list[Sample]:
+def drop_near_pairs(samples: list[Sample], codes: dict[str, int], distance: int) -> list[Sample]:
     bands = distance + 1
     width = -(-128 // bands)
     index: dict[tuple[int, int], list[int]] = defaultdict(list)  # (band, its bits) -> kept codes
@@ -66,7 +69,7 @@ def drop_near_pairs(samples: list[Sample], pair_hash: PairHash, distance: int) -
     for sample in samples:
         record = sample.record
         if record.id not in verdict:
-            code = pair_hash(record)
+            code = codes[record.id]
             keys = [(b, (code >> (b * width)) & ((1 << width) - 1)) for b in range(bands)]
             near = any(bin(code ^ other).count("1") <= distance for key in keys for other in index[key])
             verdict[record.id] = not near
