@@ -133,7 +133,7 @@ def test_cards_say_how_to_load_and_show_an_example(exported: Path) -> None:
     for fmt in FORMATS:
         card = (exported / fmt / "README.md").read_text()
         assert "- samples: 16" in card and "## Licences" in card and "```yaml" in card
-        assert "An example:" in card
+        assert "An example:" in card and "- `choice` samples: 2" in card and "multiple-choice" in card
         assert ("## How to load it" in card) == (fmt != "llava")  # llava's card keeps its bytes
 
 

@@ -40,6 +40,7 @@ class ExportContext:
     splits: dict[str, int]  # split name -> samples, in the order given (`train` alone without --split)
     pairs: int  # pairs with at least one sample
     columns: dict[str, Any] = field(default_factory=dict)  # every field name -> a non-null value (or None)
+    types: dict[str, int] = field(default_factory=dict)  # sample type -> samples
     dropped: dict[str, int] = field(default_factory=dict)  # filter -> samples it dropped
 
     @property
@@ -53,6 +54,8 @@ class ExportContext:
             out["splits"] = dict(self.splits)
         if self.dropped:
             out["dropped"] = dict(self.dropped)
+        if set(self.types) - {"difference"}:
+            out["types"] = dict(self.types)
         return out
 
 
@@ -123,7 +126,13 @@ def dataset_card(
         "",
         "Img-Diff-style contrastive image-difference data (arXiv 2408.04594), made by imgdiff "
         f"{facts['imgdiff']}. Each sample shows a pair of images side by side (left | black bar | "
-        "right) with a red box at the same place on both halves, and says what differs in the box.",
+        "right) with a red box at the same place on both halves, and says what differs in the box."
+        + (
+            " A `choice` sample shows the pair without a box and asks a multiple-choice question, "
+            "answered with the option's letter."
+            if "choice" in counts.get("types", {})
+            else ""
+        ),
         "",
         "## Counts",
         "",
@@ -131,6 +140,7 @@ def dataset_card(
         f"- samples: {counts['samples']}",
         *(f"- split `{name}`: {n} samples" for name, n in counts.get("splits", {}).items()),
         *(f"- dropped by `{name}`: {n} samples" for name, n in counts.get("dropped", {}).items()),
+        *(f"- `{name}` samples: {n}" for name, n in counts.get("types", {}).items()),
         "",
         "## Funnel",
         "",

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -123,6 +124,7 @@ def _build(
         pairs=len({s.record.id for s in chosen}),
         dropped=dropped,
         columns=columns,
+        types=dict(Counter(s.type for s in chosen)),
     )
     folders = {}
     try:
