@@ -3,6 +3,7 @@ zlib level 1, the pair decoded again for every sample) versus after (this export
 run (200 quickstart scenes at 512 px) and on scenes at 1024 px, all in one run of this script.
 
     python benchmarks/export_speed.py [--scenes 200] [--scenes-1024 50] [--repeats 3] [--workers 2]
+                                      [--sizes 512,1024]
 
 `after-pillow` writes the same bytes as before; `after-fast` uses `png_encoder: fast` (other bytes,
 same pixels). Prints JSON: per size, the median samples/s of each variant and its ratio to before,
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import imgdiff
 from imgdiff.export import export_run
+from imgdiff.export.driver import _sync
 from imgdiff.export.samples import QUESTION, difference_samples
 from imgdiff.record import Record
 from imgdiff.render import png_bytes, side_by_side
@@ -41,6 +43,7 @@ def before(run: Path, to: Path) -> int:
             (to / rel).write_bytes(png_bytes(side_by_side(a, b, record.regions[sample.index].box)))
             entries.append({"id": sample.id, "image": rel, "question": QUESTION, "answer": sample.answer})
     (to / "data.json").write_text(json.dumps(entries))
+    _sync(to)  # the old driver flushed every file before renaming the folder in, as the new one does
     return len(entries)
 
 
@@ -89,10 +92,12 @@ if __name__ == "__main__":
     parser.add_argument("--scenes-1024", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sizes", default="512,1024", help="image sides to measure")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         result = {"workers": args.workers}
-        for size, scenes in ((512, args.scenes), (1024, args.scenes_1024)):
+        for size in (int(x) for x in args.sizes.split(",")):
+            scenes = args.scenes_1024 if size >= 1024 else args.scenes
             run = demo_run(Path(tmp), scenes, size)
             result[f"{size}px"] = {"scenes": scenes, **measure(run, args.repeats, args.workers)}
         print(json.dumps(result, indent=2))
