@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/imgdiff: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,models,segment,eval]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,models,segment,eval,export]'
 	touch $(BIN)/imgdiff
 
 setup: $(BIN)/imgdiff
@@ -33,7 +33,7 @@ $(TF4)/bin/imgdiff: pyproject.toml constraints.txt constraints-transformers4.txt
 	$(TF4)/bin/pip install --quiet --upgrade pip
 	grep -vE '^(transformers|tokenizers|huggingface_hub|diffusers)==' constraints.txt \
 		| cat - constraints-transformers4.txt > $(TF4)/constraints.txt
-	$(TF4)/bin/pip install --quiet -c $(TF4)/constraints.txt -e '.[dev,models,segment]'
+	$(TF4)/bin/pip install --quiet -c $(TF4)/constraints.txt -e '.[dev,models,segment,export]'
 	touch $(TF4)/bin/imgdiff
 
 test-transformers4: $(TF4)/bin/imgdiff

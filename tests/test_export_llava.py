@@ -10,8 +10,7 @@ from PIL import Image
 import imgdiff
 from conftest import tree_bytes
 from imgdiff.errors import UsageError
-from imgdiff.export import EXPORTERS, export_run
-from imgdiff.export import llava as llava_module
+from imgdiff.export import EXPORTERS, export_run, pictures
 from imgdiff.export.llava import QUESTION, LlavaExporter
 from imgdiff.record import Record, Region
 from imgdiff.render import side_by_side
@@ -110,8 +109,8 @@ def test_unchanged_export_is_skipped_and_a_changed_one_redone(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = []
-    original = LlavaExporter.export
-    monkeypatch.setattr(LlavaExporter, "export", lambda self, *a: calls.append(1) or original(self, *a))
+    original = LlavaExporter.finish
+    monkeypatch.setattr(LlavaExporter, "finish", lambda self: calls.append(1) or original(self))
     first = export_run(run_dir, ["llava"])
     assert export_run(run_dir, ["llava"]) == first and len(calls) == 1
     records = imgdiff.load_records(run_dir)
@@ -133,13 +132,13 @@ def test_an_interrupted_export_leaves_the_previous_one_whole(
     RunStore(run_dir).write_records(records)
     written = []
 
-    def failing(image: np.ndarray) -> bytes:
+    def failing(image: np.ndarray, options: object) -> bytes:
         written.append(1)
         if len(written) > 3:
             raise KeyboardInterrupt
         return b"png"
 
-    monkeypatch.setattr(llava_module, "png_bytes", failing)
+    monkeypatch.setattr(pictures, "encode", failing)
     with pytest.raises(KeyboardInterrupt):
         export_run(run_dir, ["llava"])
     assert tree_bytes(run_dir, "export") == before

@@ -61,10 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help="join DIR/shards/I-of-N into DIR")
     merge.add_argument("dir")
 
-    export = sub.add_parser("export", help="write a finished run in a training-data format")
-    export.add_argument("dir")
-    export.add_argument("--format", required=True, action="append", dest="formats")
-    export.add_argument("--to", help="folder to write into (default DIR/export)")
+    from imgdiff.export.cli_args import add_arguments as export_arguments
+
+    export_arguments(sub.add_parser("export", help="write a finished run in a training-data format"))
 
     from imgdiff.eval.cli import register as register_eval
 
@@ -142,7 +141,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(_table(merge(args.dir)))
         return 0
     if args.command == "export":
-        exported = runner.export(args.dir, args.formats, args.to)
+        from imgdiff.export.cli_args import options_from_args
+
+        exported = runner.export(args.dir, args.formats, args.to, options_from_args(args))
         for fmt, summary in exported.items():
             print(f"{fmt}: {json.dumps(summary)}")
         return 0

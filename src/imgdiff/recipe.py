@@ -18,6 +18,7 @@ import yaml
 
 from imgdiff.errors import UsageError, did_you_mean
 from imgdiff.export import EXPORTERS
+from imgdiff.export.options import parse_section as parse_export_section
 from imgdiff.models import ModelEntry
 from imgdiff.settings import Settings, validate
 from imgdiff.sources import SOURCES
@@ -61,6 +62,7 @@ class Recipe:
     models: dict[str, ModelEntry] = field(default_factory=dict)
     stages: tuple[StageSpec, ...] = ()
     export: tuple[str, ...] = ()
+    export_options: dict[str, Any] = field(default_factory=dict)  # `export:` as a mapping (export/options.py)
 
     @property
     def seed(self) -> int:
@@ -79,7 +81,9 @@ class Recipe:
             "stages": [
                 {s.name: {"method": s.method, **s.settings.model_dump(mode="json")}} for s in self.stages
             ],
-            "export": list(self.export),
+            "export": {"formats": list(self.export), **self.export_options}
+            if self.export_options
+            else list(self.export),
         }
 
 
@@ -135,15 +139,8 @@ def parse_recipe(raw: dict[str, Any], where: str = "recipe") -> Recipe:
     source_type, source = _source(raw.get("source"), f"{where}: source")
     models = _models(raw.get("models") or {}, f"{where}: models")
     stages = _stages(raw.get("stages") or [], models, f"{where}: stages")
-    export = raw.get("export") or []
-    if not isinstance(export, list):
-        raise UsageError(f"{where}: export: expected a list of formats, got {export!r}")
-    for fmt in export:
-        if fmt not in EXPORTERS:
-            raise UsageError(
-                f"{where}: export: format '{fmt}' is not available{did_you_mean(str(fmt), EXPORTERS)}"
-            )
-    return Recipe(run, source_type, source, models, tuple(stages), tuple(export))  # type: ignore[arg-type]
+    export, export_options = parse_export_section(raw.get("export") or [], where, EXPORTERS)
+    return Recipe(run, source_type, source, models, tuple(stages), tuple(export), export_options)  # type: ignore[arg-type]
 
 
 def _source(raw: Any, where: str) -> tuple[str, SourceSettings]:
@@ -219,6 +216,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         head, *rest = key.split(".")
         if head in ("seed", "batch_size", "image_format", "export") and not rest:
             raw[head] = value
+        elif head == "export" and len(rest) == 1:  # an export option: the section becomes a mapping
+            section = raw.get("export") or []
+            raw["export"] = {"formats": section} if isinstance(section, list) else section
+            raw["export"][rest[0]] = value
         elif head == "source" and len(rest) == 1:
             raw.setdefault("source", {})[rest[0]] = value
         elif head == "models" and len(rest) == 2:

@@ -23,6 +23,7 @@ from imgdiff.engine.shard import Shard
 from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
 from imgdiff.export import export_run
+from imgdiff.export.options import ExportOptions
 from imgdiff.lifecycle import OpenRun, open_dir, open_run, reopen
 from imgdiff.store import RunStore, load_records
 from imgdiff.survey import Survey, survey
@@ -108,11 +109,13 @@ def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -
         return _execute(opened, Mode.DECIDE_ONLY, progress)
 
 
-def export(out: str | Path, formats: list[str], to: str | Path | None = None) -> dict[str, dict[str, Any]]:
+def export(
+    out: str | Path, formats: list[str], to: str | Path | None = None, options: ExportOptions | None = None
+) -> dict[str, dict[str, Any]]:
     """Write a finished run in training-data formats: format -> summary."""
     store, _ = open_dir(out)
     with store.locked():
-        return export_run(store.root, formats, Path(to) if to else None)
+        return export_run(store.root, formats, Path(to) if to else None, options)
 
 
 def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
@@ -146,7 +149,7 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     if outcome.interrupted:
         raise Interrupted(result)
     if stats["complete"] and run.recipe.export:
-        result.exports = export_run(store.root, list(run.recipe.export))
+        result.exports = export_run(store.root, list(run.recipe.export), options=run.recipe.export_options)
     return result
 
 

@@ -1,24 +1,24 @@
-"""LLaVA instruction-tuning format: one conversation per (kept pair, accepted box).
+"""LLaVA instruction-tuning format: a JSON list of conversations, one per sample.
 
-METHOD.md section 4.5: the sample is the side-by-side image with that box drawn, a question without
-the region-caption hints, and the difference caption as the answer. Images are lossless PNGs named
-after the record id and the box's index in `record.regions`, so the bytes depend only on the records.
+METHOD.md section 4.5: a difference sample is the side-by-side image with its box drawn, a question
+without the region-caption hints, and the difference caption as the answer. Pictures are named after
+the sample, so the bytes depend only on the records. `data.json` (or one `<split>.json` per split).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from imgdiff.export.base import Exporter, dataset_card, run_facts, samples_of
-from imgdiff.record import Record
-from imgdiff.render import png_bytes, side_by_side
-from imgdiff.store import ImageLoader
+from imgdiff.export.base import Exporter, to_json
+from imgdiff.export.samples import QUESTION, Sample
 
-QUESTION = (
-    "The two images are shown side by side, separated by a black bar. What is the difference "
-    "between the contents of the red boxes? Answer in a few concise sentences."
+__all__ = ["QUESTION", "LlavaExporter"]
+
+SAMPLE_FORMAT = (
+    "`data.json` is a JSON list of LLaVA conversations. `image` is a PNG path relative to this "
+    "folder: the pair side by side (left | 20 px black bar | right), with the red box drawn at "
+    "the same place on both. `id` is `<record id>_<k>`, k being the box's index in the record's "
+    "regions (records.jsonl of the run)."
 )
 
 
@@ -26,49 +26,36 @@ class LlavaExporter(Exporter):
     format = "llava"
     version = 1
 
-    def export(self, run_dir: Path, records: list[Record], to: Path) -> dict[str, Any]:
-        images = ImageLoader(run_dir)
-        entries: list[dict[str, Any]] = []
-        pairs = 0
-        for record in sorted(records, key=Record.sort_key):
-            samples = samples_of(record)
-            if not samples:
-                continue
-            pairs += 1
-            a, b = images.load(record, "a"), images.load(record, "b")
-            for k, region in samples:
-                sample_id = f"{record.id}_{k}"
-                rel = f"images/{record.id[:2]}/{sample_id}.png"
-                (to / rel).parent.mkdir(parents=True, exist_ok=True)
-                (to / rel).write_bytes(png_bytes(side_by_side(a, b, region.box)))
-                entries.append(
-                    {
-                        "id": sample_id,
-                        "image": rel,
-                        "conversations": [
-                            {"from": "human", "value": "<image>\n" + QUESTION},
-                            {"from": "gpt", "value": region.difference},
-                        ],
-                    }
-                )
-        (to / "data.json").write_text(_json(entries), encoding="utf-8")
-        counts = {"pairs": pairs, "samples": len(entries)}
-        card = dataset_card(self.format, run_facts(run_dir), counts, _sample_format(entries[:1]))
-        (to / "README.md").write_text(card, encoding="utf-8")
-        return {"format": self.format, **counts, "files": len(entries) + 2}
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.entries: dict[str, list[dict[str, Any]]] = {name: [] for name in self.context.split_names}
+
+    def add(self, sample: Sample, split: str, picture: bytes) -> None:
+        self.entries[split].append(
+            {
+                "id": sample.id,
+                "image": self.write_picture(sample, picture),
+                "conversations": [
+                    {"from": "human", "value": "<image>\n" + sample.question},
+                    {"from": "gpt", "value": sample.answer},
+                ],
+            }
+        )
+
+    def finish(self) -> dict[str, Any]:
+        files = data_files(self.context.options.split is not None, self.entries, "json")
+        for rel, entries in files.items():
+            (self.to / rel).write_text(to_json(entries), encoding="utf-8")
+        every = [e for entries in self.entries.values() for e in entries]
+        text = SAMPLE_FORMAT.replace("a PNG path", f"a {self.context.extension.upper()} path")
+        if self.context.options.split:
+            text += f" With splits, one such list per split: {', '.join(f'`{f}`' for f in files)}."
+        self.write_card(text, every[0] if every else None, None)
+        return {"format": self.format, **self.context.counts(), "files": len(every) + len(files) + 1}
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-
-
-def _sample_format(example: list[dict[str, Any]]) -> str:
-    text = (
-        "`data.json` is a JSON list of LLaVA conversations. `image` is a PNG path relative to this "
-        "folder: the pair side by side (left | 20 px black bar | right), with the red box drawn at "
-        "the same place on both. `id` is `<record id>_<k>`, k being the box's index in the record's "
-        "regions (records.jsonl of the run)."
-    )
-    if not example:
-        return text + " This export holds no samples."
-    return f"{text} An example:\n\n```json\n{_json(example[0]).rstrip()}\n```"
+def data_files(split: bool, entries: dict[str, list[Any]], suffix: str) -> dict[str, list[Any]]:
+    """`data.<suffix>` for an export without --split, else `<split>.<suffix>` per split."""
+    if not split:
+        return {f"data.{suffix}": [e for items in entries.values() for e in items]}
+    return {f"{name}.{suffix}": items for name, items in entries.items()}

@@ -1,0 +1,204 @@
+"""The export driver: finished runs into training-data formats (`export:` in a recipe, `imgdiff export`).
+
+`EXPORTERS` maps a format name to its exporter class; the recipe loader accepts exactly these names.
+`export_run` selects the run's samples (options: `where`, `dedup`, `max_per_object`), splits them,
+then streams them once through every format asked for: each sample's picture is rendered and
+encoded once (in parallel workers, export/pictures.py) and handed to every format's writer. Each
+format fills its own folder, DIR/export/<format>/ by default, built beside its final place and
+renamed in, so a crash leaves the previous export whole; a marker inside it (the records' hash,
+the exporter's version and the options) lets an unchanged export be skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from imgdiff.errors import UsageError, did_you_mean
+from imgdiff.export.base import ExportContext, Exporter, run_facts
+from imgdiff.export.internvl import InternVLExporter
+from imgdiff.export.llava import LlavaExporter
+from imgdiff.export.options import ExportOptions, build_options
+from imgdiff.export.parquet import ParquetExporter
+from imgdiff.export.samples import Sample, samples_of_records
+from imgdiff.export.sharegpt import ShareGPTExporter
+from imgdiff.export.webdataset import WebDatasetExporter
+from imgdiff.record import Record
+from imgdiff.store import RunStore
+
+EXPORTERS: dict[str, type[Exporter]] = {
+    "llava": LlavaExporter,
+    "sharegpt": ShareGPTExporter,
+    "internvl": InternVLExporter,
+    "parquet": ParquetExporter,
+    "webdataset": WebDatasetExporter,
+}
+
+MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ...}, written last
+
+
+def export_run(
+    run_dir: Path,
+    formats: list[str],
+    to: Path | None = None,
+    options: ExportOptions | dict[str, Any] | None = None,
+    extra_samples: Iterable[Sample] = (),
+) -> dict[str, dict[str, Any]]:
+    """Export a finished run into `to/<format>/` (default DIR/export/); format -> summary.
+    `extra_samples` (samples of types the run's records do not make by themselves, such as
+    multiple-choice questions) join the run's own, after them in canonical order."""
+    for fmt in formats:
+        if fmt not in EXPORTERS:
+            raise UsageError(f"export: unknown format '{fmt}'{did_you_mean(fmt, EXPORTERS)}")
+    if not isinstance(options, ExportOptions):
+        options = build_options(options or {}, "export")
+    run_dir = Path(run_dir)
+    facts = run_facts(run_dir)
+    if not facts["complete"]:
+        raise UsageError(
+            f"'{run_dir}' is not a finished run (work is pending or it was stopped); "
+            "run the same `imgdiff run` command to finish it, then export"
+        )
+    extra = list(extra_samples)
+    store = RunStore(run_dir)
+    samples = _ordered(samples_of_records(store.read_records()) + extra)
+    content: dict[str, Any] = {
+        "records": hashlib.sha256(store.records_path.read_bytes()).hexdigest(),
+        "run": {k: v for k, v in facts.items() if k != "complete"},  # what the card shows
+    }
+    if options.fingerprint_fields() != ExportOptions().fingerprint_fields():
+        content["options"] = options.fingerprint_fields()  # absent for defaults: older markers stay valid
+    if extra:
+        content["extra"] = hashlib.sha256(json.dumps([s.fields() for s in extra]).encode()).hexdigest()
+    summaries, todo = {}, {}
+    for fmt in dict.fromkeys(formats):
+        target = (Path(to) if to is not None else store.export_dir) / fmt
+        key = {"format": fmt, "version": EXPORTERS[fmt].version, **content}
+        fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        _recover(target)
+        stored = _stored(target)
+        if stored.get("fingerprint") == fingerprint:
+            summaries[fmt] = stored["summary"]
+        else:
+            todo[fmt] = (target, fingerprint)
+    if todo:
+        summaries.update(_build(run_dir, samples, facts, options, todo))
+    return {fmt: summaries[fmt] for fmt in dict.fromkeys(formats)}
+
+
+def _ordered(samples: list[Sample]) -> list[Sample]:
+    return sorted(samples, key=lambda s: (s.record.sort_key(), s.type != "difference", s.id))
+
+
+def _build(
+    run_dir: Path,
+    samples: list[Sample],
+    facts: dict[str, Any],
+    options: ExportOptions,
+    todo: dict[str, tuple[Path, str]],
+) -> dict[str, dict[str, Any]]:
+    """Select and split the samples, stream them once through every format's writer in a temporary
+    sibling folder, then swap each folder in with renames; on failure, drop them all."""
+    from imgdiff.export import pictures, select, split
+
+    chosen, dropped = select.select(samples, options, lambda records: _pair_codes(run_dir, records, options))
+    by_split = split.assign(chosen, options.split)
+    columns: dict[str, Any] = {}
+    for sample in chosen:
+        for name, value in sample.fields().items():
+            if columns.get(name) is None:
+                columns[name] = value
+    context = ExportContext(
+        run_dir=run_dir,
+        facts=facts,
+        options=options,
+        extension=pictures.extension(options),
+        splits={name: len(items) for name, items in by_split.items()},
+        pairs=len({s.record.id for s in chosen}),
+        dropped=dropped,
+        columns=columns,
+        types=dict(Counter(s.type for s in chosen)),
+    )
+    folders = {}
+    try:
+        writers = {}
+        for fmt, (target, _) in todo.items():
+            tmp, _old = _siblings(target)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            folders[fmt] = tmp
+            writers[fmt] = EXPORTERS[fmt](tmp, context)
+        labelled = {s.id: name for name, items in by_split.items() for s in items}
+        stream = [s for items in by_split.values() for s in items]  # split by split, canonical within
+        for sample, picture in pictures.encoded(stream, run_dir, options):
+            for writer in writers.values():
+                writer.add(sample, labelled[sample.id], picture)
+        summaries = {}
+        for fmt, writer in writers.items():
+            summaries[fmt] = writer.finish()
+            marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt]}
+            (folders[fmt] / MARKER).write_text(json.dumps(marker, indent=2))
+            _sync(folders[fmt])
+    except BaseException:
+        for tmp in folders.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for fmt, (target, _) in todo.items():
+        _swap_in(folders[fmt], target)
+    return summaries
+
+
+def _pair_codes(run_dir: Path, records: list[Record], options: ExportOptions) -> dict[str, int]:
+    """Record id -> perceptual code of its pair, computed in parallel (decoding dominates)."""
+    from imgdiff.export.select import perceptual_code
+    from imgdiff.store import ImageLoader
+
+    loader = ImageLoader(run_dir)
+    with ThreadPoolExecutor(max_workers=options.workers) as pool:
+        codes = pool.map(lambda r: perceptual_code(loader.load(r, "a"), loader.load(r, "b")), records)
+        return {record.id: code for record, code in zip(records, codes, strict=True)}
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    _tmp, old = _siblings(target)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)  # between the two renames, `_recover` can put `old` back
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(target: Path) -> None:
+    """Undo what a crash left: a half-built folder goes, a previous export swapped out comes back."""
+    tmp, old = _siblings(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old.exists():
+        if target.exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, target)
+
+
+def _stored(target: Path) -> dict[str, Any]:
+    try:
+        return json.loads((target / MARKER).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _siblings(target: Path) -> tuple[Path, Path]:
+    return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
+
+
+def _sync(folder: Path) -> None:
+    """Flush every file to disk before the rename makes the folder visible."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())

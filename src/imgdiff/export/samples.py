@@ -1,0 +1,165 @@
+"""What every export format writes: samples, each one picture, a question and an answer.
+
+A format never looks at records: it asks a sample for its `question`, `answer`, `fields()` (the flat
+columns of parquet, the keys `--where` can name) and gets the encoded picture from the export call,
+which renders and encodes it once for all formats. Two sample types:
+
+- `DifferenceSample`: one per (kept pair, accepted described box), METHOD.md 4.5: the pair side by
+  side with that box drawn, and the box's difference caption as the answer.
+- `ChoiceSample`: a multiple-choice question on a pair (object removal's MCQ): the pair side by side
+  without a box, the lettered options, and the right letter as the answer.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from imgdiff.record import Record
+from imgdiff.render import side_by_side
+
+QUESTION = (
+    "The two images are shown side by side, separated by a black bar. What is the difference "
+    "between the contents of the red boxes? Answer in a few concise sentences."
+)
+CHOICE_INTRO = "The two images are shown side by side, separated by a black bar."
+
+
+@dataclass(frozen=True)
+class Sample:
+    type: ClassVar[str]
+    record: Record
+
+    @property
+    def id(self) -> str:
+        """Unique within an export, stable across reruns; names the picture's file."""
+        raise NotImplementedError
+
+    @property
+    def question(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def answer(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def group(self) -> str:
+        """The source item's id: every sample from one source item lands in the same split."""
+        return self.record.id[:12]  # a child's id starts with its source item's 12-character id
+
+    @property
+    def object(self) -> str | None:
+        """The replaced or removed object, for `--max-per-object`; None when the pair names none."""
+        edit = self.record.edit
+        return " ".join(edit.old.lower().split()) if edit and edit.old.strip() else None
+
+    def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The one image the trainer sees, from the pair's images a and b (RGB uint8)."""
+        raise NotImplementedError
+
+    def fields(self) -> dict[str, Any]:
+        """Flat columns: the sample's own, then the record's, then every score of the record."""
+        record = self.record
+        out: dict[str, Any] = {
+            "id": self.id,
+            "type": self.type,
+            "question": self.question,
+            "answer": self.answer,
+            **self.own_fields(),
+            "record_id": record.id,
+            "source_index": record.source_index,
+            "kind": record.kind,
+            "caption_a": record.caption_a,
+            "caption_b": record.caption_b,
+            "edit.old": record.edit.old if record.edit else None,
+            "edit.new": record.edit.new if record.edit else None,
+        }
+        out.update({name: float(value) for name, value in record.scores.items()})
+        return out
+
+    def own_fields(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass(frozen=True)
+class DifferenceSample(Sample):
+    type: ClassVar[str] = "difference"
+    index: int  # the box's index in record.regions
+
+    @property
+    def id(self) -> str:
+        return f"{self.record.id}_{self.index}"
+
+    @property
+    def question(self) -> str:
+        return QUESTION
+
+    @property
+    def answer(self) -> str:
+        return self.record.regions[self.index].difference or ""
+
+    def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return side_by_side(a, b, self.record.regions[self.index].box)
+
+    def own_fields(self) -> dict[str, Any]:
+        region = self.record.regions[self.index]
+        return {
+            "choices": None,
+            "region.index": self.index,
+            "region.box": [float(v) for v in region.box],
+            "region.source": region.source,
+            **{f"region.{name}": float(value) for name, value in region.scores.items()},
+        }
+
+
+@dataclass(frozen=True)
+class ChoiceSample(Sample):
+    type: ClassVar[str] = "choice"
+    prompt: str  # the question before the options, e.g. "Which object is missing from the right image?"
+    choices: tuple[str, ...]
+    correct: int  # index into choices
+    name: str = "mcq"  # tells several questions on one pair apart in the id
+
+    def __post_init__(self) -> None:
+        if not 2 <= len(self.choices) <= 26 or not 0 <= self.correct < len(self.choices):
+            raise ValueError(f"a choice sample needs 2-26 options and a valid answer, got {self.choices}")
+
+    @property
+    def id(self) -> str:
+        return f"{self.record.id}_{self.name}"
+
+    @property
+    def question(self) -> str:
+        options = "\n".join(f"{string.ascii_uppercase[i]}. {c}" for i, c in enumerate(self.choices))
+        return f"{CHOICE_INTRO} {self.prompt}\n{options}\nAnswer with the option's letter."
+
+    @property
+    def answer(self) -> str:
+        return string.ascii_uppercase[self.correct]
+
+    def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return side_by_side(a, b)
+
+    def own_fields(self) -> dict[str, Any]:
+        return {"choices": list(self.choices)}
+
+
+def difference_samples(record: Record) -> list[DifferenceSample]:
+    """One sample per box that `describe` accepted and described, of a kept record."""
+    if not record.kept:
+        return []
+    return [
+        DifferenceSample(record, k)
+        for k, region in enumerate(record.regions)
+        if region.rejected_by is None and region.difference
+    ]
+
+
+def samples_of_records(records: list[Record]) -> list[Sample]:
+    """Every sample of a run, in canonical record order. (Choice samples come from the object-removal
+    pipeline's records once it exists; `export_samples` takes any list of samples.)"""
+    return [s for record in sorted(records, key=Record.sort_key) for s in difference_samples(record)]
