@@ -31,8 +31,11 @@ from semantic_fakes import (
 )
 from stage_contract import StageContract
 
-needs_ultralytics = pytest.mark.skipif(find_spec("ultralytics") is None, reason="ultralytics is not installed")
+needs_ultralytics = pytest.mark.skipif(
+    find_spec("ultralytics") is None, reason="ultralytics is not installed"
+)
 TINY = {"embedder": "clip", "matcher": "blip", "segmenter": "fastsam", "candidates": ["diff", "segmenter"]}
+OPEN = {**TINY, "preset": "imgdiff", "crop_similarity_lt": None}  # random weights: geometry only
 
 
 @needs_ultralytics
@@ -76,7 +79,9 @@ def test_b_crop_is_matched_with_b_object_not_a_object() -> None:
     scores = record.regions[0].scores
     assert scores["match_a_itm"] > 0.9 and scores["match_b_itm"] > 0.4
     assert scores["crop_similarity"] < 0.85
-    texts_of_b_crops = [text for crop, text in pool.get("blip").pairs if crop[15, 30].tolist() == [30, 30, 220]]
+    texts_of_b_crops = [
+        text for crop, text in pool.get("blip").pairs if crop[15, 30].tolist() == [30, 30, 220]
+    ]
     assert texts_of_b_crops and set(texts_of_b_crops) == {"blue disc"}
 
 
@@ -186,7 +191,9 @@ def test_decide_thresholds_match_rule_nms_and_cap() -> None:
     assert strict.verdicts([region([0, 0, 9, 9], 0.5, a=0.9, b=0.39)]) == [
         "match_all: match_b_itm 0.39 < 0.4"
     ]
-    record = Record(id="x", source_index=0, seed=1, regions=[region([0, 0, 9, 9], 0.95)], scores={"regions.objects": 2})
+    record = Record(
+        id="x", source_index=0, seed=1, regions=[region([0, 0, 9, 9], 0.95)], scores={"regions.objects": 2}
+    )
     stage.decide(record)
     assert record.reason == "no_regions: all 1 candidates dropped (crop_similarity_lt 1)"
 
@@ -196,7 +203,9 @@ def test_settings_ask_for_the_models_they_need() -> None:
         SemanticRegions.resolve_settings({"embedder": "clip", "matcher": "blip"}, "regions")
     with pytest.raises(UsageError, match="needs a matcher"):
         SemanticRegions.resolve_settings({"embedder": "clip", "segmenter": "sam"}, "regions")
-    settings = SemanticRegions.resolve_settings({"embedder": "clip", "candidates": ["diff"], "match_rule": "none"}, "r")
+    settings = SemanticRegions.resolve_settings(
+        {"embedder": "clip", "candidates": ["diff"], "match_rule": "none"}, "r"
+    )
     assert settings.matcher is None
 
 
@@ -210,13 +219,17 @@ def test_side_table_masks_and_rethreshold_without_models(
         "batch_size": 4,
         "source": {"type": "synthetic", "count": 6, "size": 128},
         "models": {name: tiny_models(name) for name in ("clip", "blip", "fastsam")},
-        "stages": [{"regions": {"method": "semantic", "preset": "imgdiff", **TINY, "crop_similarity_lt": None}}],
+        "stages": [
+            {"regions": {"method": "semantic", "preset": "imgdiff", **TINY, "crop_similarity_lt": None}}
+        ],
     }
     out = tmp_path / "run"
     imgdiff.run(recipe, out)
     records = imgdiff.load_records(out)
     table = pq.read_table(out / "stages" / "regions" / "candidates.parquet").to_pylist()
-    assert len(table) == sum(r.scores["regions.candidates"] for r in records if "regions.candidates" in r.scores)
+    assert len(table) == sum(
+        r.scores["regions.candidates"] for r in records if "regions.candidates" in r.scores
+    )
     assert {row["source"].split("+")[0] for row in table} <= {"diff", "segmenter:fastsam"}
     with_masks = 0
     for record in records:
