@@ -140,9 +140,7 @@ def test_proposals_give_the_same_boxes_and_masks_only_inside_asked_boxes(segment
     """`propose`: segment's boxes and scores (it also keeps proposals whose mask is empty), and on
     request the masks of chosen proposals cut to a box, agreeing with the retina masks there."""
     images = scenes()
-    for proposals, segments in zip(
-        segmenter.propose(images), segmenter.segment(images), strict=True
-    ):
+    for proposals, segments in zip(segmenter.propose(images), segmenter.segment(images), strict=True):
         found = [np.abs(proposals.boxes - box).max(axis=1).min() < 1e-3 for box in segments.boxes]
         assert all(found) and len(proposals.boxes) >= len(segments.boxes)
         assert proposals.boxes.dtype == np.float32 and proposals.scores.shape == (len(proposals.boxes),)
