@@ -291,8 +291,9 @@ class SemanticRegions(Stage):
             if asked:
                 made = proposals[record.id, image].masks([q[1] for q in asked], [q[2] for q in asked])
                 masks |= {f"{MASK_PREFIX}{q[0]}_{image}": mask for q, mask in zip(asked, made, strict=True)}
-        if masks or "masks" in record.aux:
-            kept = self.images.load(record, "masks") if "masks" in record.aux else {}
+        upstream_has = "masks" in record.aux or "masks" in record.artifacts  # truth masks, say
+        if masks or upstream_has:
+            kept = self.images.load(record, "masks") if upstream_has else {}
             upstream = {k: v for k, v in kept.items() if not k.startswith(MASK_PREFIX)}
             record.artifacts["masks"] = upstream | masks
         record.scores[f"{self.name}.candidates"] = float(len(regions))
