@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
-# also CLIP/BLIP scoring (about a minute) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32
-# of ~3,000-token prompts wants the H200's memory):
+# also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
+# FastSAM-x (a few minutes) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of
+# ~3,000-token prompts wants the H200's memory):
 #   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
@@ -41,6 +42,9 @@ cat "$out/p2p_speed.json"
 if [ -n "$all" ]; then
   timeout 120 "$python" benchmarks/vision_scoring.py --full > "$out/vision_scoring.json" || true
   cat "$out/vision_scoring.json"
+  # semantic regions per pair with full-size CLIP, BLIP ITM large and FastSAM-x (random weights)
+  timeout 240 "$python" benchmarks/regions_speed.py --full > "$out/regions_speed.json" || true
+  cat "$out/regions_speed.json"
   # figures also go to stderr as they are measured, so a timeout still leaves the plain-generate ones
   timeout 420 "$python" benchmarks/generation_speed.py --full > "$out/generation_speed.json" || true
   cat "$out/generation_speed.json"

@@ -134,3 +134,25 @@ def test_loading_leaves_pil_image_open_alone(segmenter, tmp_path):
     assert Image.open.__module__ == "PIL.Image"
     with pytest.raises(UnidentifiedImageError):
         Image.open(bad)
+
+
+def test_proposals_give_the_same_boxes_and_masks_only_inside_asked_boxes(segmenter):
+    """`propose`: segment's boxes and scores (it also keeps proposals whose mask is empty), and on
+    request the masks of chosen proposals cut to a box, agreeing with the retina masks there."""
+    images = scenes()
+    for proposals, segments in zip(segmenter.propose(images), segmenter.segment(images), strict=True):
+        found = [np.abs(proposals.boxes - box).max(axis=1).min() < 1e-3 for box in segments.boxes]
+        assert all(found) and len(proposals.boxes) >= len(segments.boxes)
+        assert proposals.boxes.dtype == np.float32 and proposals.scores.shape == (len(proposals.boxes),)
+        picks = [int(np.abs(proposals.boxes - box).max(axis=1).argmin()) for box in segments.boxes]
+        boxes = [
+            [int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2))]
+            for x1, y1, x2, y2 in segments.boxes
+        ]
+        boxes = [[x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)] for x1, y1, x2, y2 in boxes]
+        for (x1, y1, x2, y2), mask, retina in zip(
+            boxes, proposals.masks(picks, boxes), segments.masks, strict=True
+        ):
+            assert mask.dtype == bool and mask.shape == (y2 - y1, x2 - x1)
+            assert (mask != retina[y1:y2, x1:x2]).mean() < 0.1
+    assert segmenter.propose([]) == []

@@ -33,8 +33,8 @@ def test_builtin_recipe_by_name(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("stages", "message"),
     [
-        ([{"pair_filter": {}}], "method: missing, expected one of: pixel"),
-        ([{"pair_filter": {"method": "clipp"}}], "'clipp', expected one of: pixel"),
+        ([{"pair_filter": {}}], "method: missing, expected one of: clip, pixel"),
+        ([{"pair_filter": {"method": "clipp"}}], "'clipp', expected one of: clip, pixel"),
         ([{"pair_fliter": {"method": "pixel"}}], "did you mean 'pair_filter'"),
         ([{"pair_filter": {"method": "pixel"}}, {"pair_filter": {"method": "pixel"}}], "appears twice"),
         (["pair_filter"], "each stage is one mapping"),

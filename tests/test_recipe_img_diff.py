@@ -1,6 +1,7 @@
 """The built-in `img-diff` recipe end to end through the CLI, on tiny models: captions -> LLM edits
 (a real local OpenAI-compatible server with scripted answers) -> Prompt-to-Prompt pairs on a tiny
-SDXL -> pixel pair filter -> pixel regions -> template descriptions -> LLaVA export."""
+SDXL -> CLIP pair filter -> semantic regions (tiny CLIP, BLIP, FastSAM) -> template descriptions ->
+LLaVA export."""
 
 from __future__ import annotations
 
@@ -21,18 +22,9 @@ CAPTIONS = [
     ("a red apple on a plate", "apple", "banana"),
     ("a small dog in front of a tree", "dog", "cat"),
 ]
-# What the weight-free filters may reject a random-weight pair for (their threshold settings'
-# codes); anything else would be a crash or a bug.
-PIXEL_REASONS = {
-    "similarity_min",
-    "similarity_max",
-    "structure_min",
-    "changed_area_min",
-    "changed_area_max",
-    "median_diff_max",
-    "size_mismatch",
-    "no_regions",
-}
+# What the filters may reject a random-weight pair for (their threshold settings' codes); anything
+# else would be a crash or a bug.
+FILTER_REASONS = {"similarity_gt", "similarity_lt", "size_mismatch", "no_regions", "no_objects"}
 
 
 def scripted_edit(body: dict[str, Any]) -> str:
@@ -44,7 +36,7 @@ def scripted_edit(body: dict[str, Any]) -> str:
     return json.dumps({"edited_caption": caption.replace(old, new), "old_object": old, "new_object": new})
 
 
-def _run(out: Path, captions: Path, server: ChatServer, diffusion: dict[str, Any]) -> int:
+def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int:
     sets = {
         "source.path": captions,
         "models.qwen.backend": "openai",
@@ -52,7 +44,10 @@ def _run(out: Path, captions: Path, server: ChatServer, diffusion: dict[str, Any
         "models.qwen.base_url": server.url,
         "models.qwen.model": "scripted",
         "models.sdxl.id": "null",
-        "models.sdxl.path": diffusion["path"],
+        "models.sdxl.path": tiny_models("sdxl")["path"],
+        **{f"models.{name}.id": "null" for name in ("clip", "blip")},
+        **{f"models.{name}.path": tiny_models(name)["path"] for name in ("clip", "blip", "fastsam")},
+        "models.fastsam.imgsz": 64,
         "generate.size": 64,
         "generate.steps": 2,
     }
@@ -65,7 +60,7 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
     captions.write_text(json.dumps([{"image_id": i, "caption": c} for i, (c, _, _) in enumerate(CAPTIONS)]))
     out = tmp_path / "run"
     with ChatServer(scripted_edit) as server:
-        assert _run(out, captions, server, tiny_models("sdxl")) == 0
+        assert _run(out, captions, server, tiny_models) == 0
         assert len(server.requests) >= len(CAPTIONS)
 
     records = [
@@ -86,7 +81,7 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
     assert funnel["generate"]["in"] == funnel["generate"]["kept"] == len(CAPTIONS)
     assert stats["complete"] and stats["records"] == len(CAPTIONS)
     for stage in ("pair_filter", "regions", "describe"):
-        assert set(funnel[stage]["rejected"]) <= PIXEL_REASONS, funnel[stage]["rejected"]
+        assert set(funnel[stage]["rejected"]) <= FILTER_REASONS, funnel[stage]["rejected"]
     assert stats["kept"] == funnel["describe"]["kept"]
     card = (out / "export" / "llava" / "README.md").read_text()
     assert "- source `captions`: the captions file's licence" in card

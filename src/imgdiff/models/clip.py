@@ -33,6 +33,8 @@ class ImageTextModel:
         self.batch_size = batch_size
         # The window comes from the position table: tokenizers often say 1e30 (TESTING.md).
         self.window = int(model.config.text_config.max_position_embeddings)
+        # The side of the square the vision tower sees (callers may bring crops to it in one go).
+        self.image_size = int(model.config.vision_config.image_size)
 
     def chunks(self, items: Sequence[T]) -> Iterator[Sequence[T]]:
         """`items` in slices of `batch_size`, so one call costs memory for one slice only."""

@@ -55,6 +55,128 @@ class FastSamSegmenter:
                     out[i] = _segments(result, images[i].shape[:2])
         return [out[i] for i in range(len(images))]
 
+    def propose(self, images: list[np.ndarray]) -> list[Proposals]:
+        """One `Proposals` per RGB uint8 image: boxes and scores as `segment` gives them, and
+        masks only on request, for chosen boxes and inside each box (`Proposals.masks`). Scoring
+        needs boxes only; upsampling every mask to full resolution, as retina masks do, is most
+        of FastSAM's post-processing cost (METHOD.md 7)."""
+        images = rgb_arrays(images)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, image in enumerate(images):
+            by_shape.setdefault(image.shape, []).append(index)
+        out: dict[int, Proposals] = {}
+        for indices in by_shape.values():  # one shape per call, as in `segment`
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
+                results = self.model.predict(
+                    bgr, **self.settings, predictor=_predictor_class(), verbose=False
+                )
+                for i, result in zip(chunk, results, strict=True):
+                    out[i] = _proposals(result)
+        return [out[i] for i in range(len(images))]
+
+
+class Proposals:
+    """One image's proposals: `boxes` (k, 4) float32 [x1, y1, x2, y2] in its pixels, `scores`
+    (k,), and the mask prototypes and coefficients that make any box's mask on request."""
+
+    def __init__(
+        self, boxes: np.ndarray, scores: np.ndarray, prototypes: Any, coefficients: Any, letterbox: Any
+    ):
+        self.boxes = boxes
+        self.scores = scores
+        self._prototypes = prototypes  # (32, mh, mw) logits basis at a quarter of the model input
+        self._coefficients = coefficients  # (k, 32)
+        self._letterbox = letterbox  # (gain x, gain y, pad x, pad y, input height, input width)
+        self._basis: tuple[np.ndarray, np.ndarray] | None = None
+
+    def masks(self, indices: list[int], boxes: list[list[int]]) -> list[np.ndarray]:
+        """The mask of proposal `indices[j]` inside the integer pixel box `boxes[j]` (rows y1:y2,
+        columns x1:x2 of the image), as bool (y2 - y1, x2 - x1): the prototype logits over the
+        box only, sampled bilinearly at each pixel's centre, positive inside (ultralytics' retina
+        masks upsample every prototype logit map to the whole image first)."""
+        import cv2
+
+        gain_x, gain_y, pad_x, pad_y, _, _ = self._letterbox
+        if not indices:
+            return []
+        if self._basis is None:  # numpy once, on first request
+            self._basis = self._prototypes.float().cpu().numpy(), self._coefficients.float().cpu().numpy()
+        prototypes, coefficients = self._basis
+        c, mh, mw = prototypes.shape
+        out = []
+        for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
+            cx1 = min(max(int(np.floor(_cell(x1, gain_x, pad_x))), 0), mw - 1)
+            cy1 = min(max(int(np.floor(_cell(y1, gain_y, pad_y))), 0), mh - 1)
+            cx2 = min(max(int(np.ceil(_cell(x2 - 1, gain_x, pad_x))) + 1, cx1 + 1), mw)
+            cy2 = min(max(int(np.ceil(_cell(y2 - 1, gain_y, pad_y))) + 1, cy1 + 1), mh)
+            patch = (coefficients[index] @ prototypes[:, cy1:cy2, cx1:cx2].reshape(c, -1)).reshape(
+                cy2 - cy1, cx2 - cx1
+            )
+            # output pixel (u, v) samples the patch at (sx u + tx, sy v + ty)
+            warp = np.array(
+                [
+                    [gain_x / 4, 0, _cell(x1, gain_x, pad_x) - cx1],
+                    [0, gain_y / 4, _cell(y1, gain_y, pad_y) - cy1],
+                ],
+                np.float64,
+            )
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            logits = cv2.warpAffine(
+                patch, warp, (x2 - x1, y2 - y1), flags=flags, borderMode=cv2.BORDER_REPLICATE
+            )
+            out.append(logits.reshape(y2 - y1, x2 - x1) > 0)
+        return out
+
+
+def _cell(pixel: float, gain: float, pad: float) -> float:
+    """The prototype cell coordinate of a pixel's centre: into the model input (letterbox), then
+    a quarter of that (prototypes are at stride 4), cell centres on integers."""
+    return ((pixel + 0.5) * gain + pad) / 4 - 0.5
+
+
+def _predictor_class() -> Any:
+    """FastSAM's predictor, keeping each result's mask prototypes and coefficients instead of
+    making masks (built on first use: ultralytics is imported late)."""
+    global _BOXES_PREDICTOR
+    if _BOXES_PREDICTOR is None:
+        from ultralytics.models.fastsam import FastSAMPredictor
+        from ultralytics.utils import ops
+
+        class BoxesPredictor(FastSAMPredictor):
+            def construct_result(self, pred: Any, img: Any, orig_img: Any, img_path: Any, proto: Any) -> Any:
+                from ultralytics.engine.results import Results
+
+                height, width = img.shape[2:]
+                h, w = orig_img.shape[:2]
+                # the letterbox as ultralytics' scale_boxes undoes it: each side rounded, centred
+                gain = min(height / h, width / w)
+                new_h, new_w = max(round(h * gain), 1), max(round(w * gain), 1)
+                pad_x, pad_y = round((width - new_w) / 2 - 0.1), round((height - new_h) / 2 - 0.1)
+                letterbox = (new_w / w, new_h / h, pad_x, pad_y, height, width)
+                pred[:, :4] = ops.scale_boxes(img.shape[2:], pred[:, :4], orig_img.shape)
+                result = Results(orig_img, path=img_path, names=self.model.names, boxes=pred[:, :6])
+                result.mask_basis = (proto, pred[:, 6:], letterbox)
+                return result
+
+        _BOXES_PREDICTOR = BoxesPredictor
+    return _BOXES_PREDICTOR
+
+
+_BOXES_PREDICTOR: Any = None
+
+
+def _proposals(result: Any) -> Proposals:
+    prototypes, coefficients, letterbox = result.mask_basis
+    return Proposals(
+        boxes=result.boxes.xyxy.float().cpu().numpy().reshape(-1, 4),
+        scores=result.boxes.conf.float().cpu().numpy().reshape(-1),
+        prototypes=prototypes,
+        coefficients=coefficients,
+        letterbox=letterbox,
+    )
+
 
 def _segments(result: Any, size: tuple[int, int]) -> Segments:
     """An ultralytics result as numpy arrays; no detections give empty arrays of the right shapes."""

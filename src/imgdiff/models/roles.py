@@ -47,10 +47,26 @@ class Segments:
     scores: np.ndarray
 
 
+class Proposals(Protocol):
+    """One image's proposals without masks: boxes (k, 4) float32 [x1, y1, x2, y2] in its pixels,
+    scores (k,); masks are made on request, for chosen proposals and inside a given box."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+
+    def masks(self, indices: list[int], boxes: list[list[int]]) -> list[np.ndarray]:
+        """bool (y2 - y1, x2 - x1): proposal indices[j]'s mask inside the integer box boxes[j]."""
+        ...
+
+
 class Segmenter(Protocol):
     """FastSAM: class-agnostic object proposals."""
 
     def segment(self, images: list[np.ndarray]) -> list[Segments]: ...
+
+    def propose(self, images: list[np.ndarray]) -> list[Proposals]:
+        """Boxes and scores now, masks only when asked (most boxes never need one)."""
+        ...
 
 
 @dataclass

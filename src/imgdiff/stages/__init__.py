@@ -11,15 +11,17 @@ from imgdiff.stages.describe.template import TemplateDescribe
 from imgdiff.stages.edit.lexicon import LexiconEdit
 from imgdiff.stages.edit.llm import LLMEdit
 from imgdiff.stages.generate.p2p import P2PGenerate
+from imgdiff.stages.pair_filter.clip import ClipPairFilter
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
 from imgdiff.stages.regions.pixel import PixelRegions
+from imgdiff.stages.regions.semantic import SemanticRegions
 
 FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "edit": {"lexicon": LexiconEdit, "llm": LLMEdit},
     "generate": {"p2p": P2PGenerate},
-    "pair_filter": {"pixel": PixelPairFilter},
-    "regions": {"pixel": PixelRegions},
+    "pair_filter": {"clip": ClipPairFilter, "pixel": PixelPairFilter},
+    "regions": {"pixel": PixelRegions, "semantic": SemanticRegions},
     "describe": {"template": TemplateDescribe},
 }

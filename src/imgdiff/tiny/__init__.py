@@ -96,11 +96,22 @@ def tiny_recipe(entries: dict[str, dict[str, Any]], captions: Path | None = None
         ((name, settings),) = stage.items()
         if name == "generate" and settings is not None:
             settings.update({"size": 64, "steps": 2})
+        if settings is not None and (name, settings.get("method")) in RANDOM_SCORE_THRESHOLDS:
+            # Random weights score noise: the smoke run opens the model-score thresholds so that
+            # pairs reach every stage (the geometry still runs; the scores mean nothing).
+            settings.update(RANDOM_SCORE_THRESHOLDS[name, settings["method"]])
         if name == "edit" and settings is not None:
             # A random-weight LLM writes noise that validation rightly rejects, which would stop the
             # smoke run before any image is made: the weight-free lexicon edits instead.
             stage[name] = {"method": "lexicon"}
     return raw
+
+
+# Model-score thresholds the tiny recipe opens, per (stage, method).
+RANDOM_SCORE_THRESHOLDS: dict[tuple[str, str], dict[str, Any]] = {
+    ("pair_filter", "clip"): {"similarity_gt": None, "similarity_lt": None},
+    ("regions", "semantic"): {"crop_similarity_lt": None, "match_rule": "none"},
+}
 
 
 def _quiet_progress_bars() -> None:

@@ -80,15 +80,15 @@ class PixelRegions(Stage):
             if a.shape != b.shape:
                 record.reject(self.name, f"size_mismatch: {a.shape[:2]} vs {b.shape[:2]}")
                 continue
-            labels, diff = self._components(a, b)
+            labels, diff = self.components(a, b)
             record.regions, full = self._candidates(labels, diff, a.shape[:2])
             record.artifacts["candidates"] = {"labels": full}
             record.scores[f"{self.name}.candidates"] = float(labels.max())  # found, before the cap
             record.scores[f"{self.name}.changed_area"] = float((labels > 0).mean())
         return records
 
-    def _components(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(int32 candidate labels, delta-E map), both at working size."""
+    def components(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(int32 candidate labels, delta-E map), both at working size (`semantic` uses them too)."""
         s = self.settings
         # 1. Working copies, blurred: noise averages out, edges stay where they were.
         fa, fb = working_copy(a, s.size, s.blur), working_copy(b, s.size, s.blur)
