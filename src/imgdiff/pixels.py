@@ -10,6 +10,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# The largest CIE76 delta-E between two sRGB colours (blue against green is 258.7): the top of
+# every delta-E score's range.
+DELTA_E_MAX = 260.0
+
 
 def working_copy(rgb: np.ndarray, size: int, blur: float) -> np.ndarray:
     """RGB uint8 -> float32 RGB in [0, 1], area-downscaled to a long side of at most `size` (never
