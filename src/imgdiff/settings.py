@@ -62,11 +62,11 @@ class Settings(BaseModel):
             if name.endswith(THRESHOLD_SUFFIXES) and isinstance(value := getattr(self, name), int | float)
         }
         for name, value in set_bounds.items():
-            low, high = self.SCORES.get(name.rsplit("_", 1)[0], (-math.inf, math.inf))
+            score = name.rsplit("_", 1)[0]
+            low, high = self.SCORES.get(score, (-math.inf, math.inf))
             if not low <= value <= high:
                 raise ValueError(
-                    f"{name}: {value:g} is outside the range of score {name.rsplit('_', 1)[0]}, "
-                    f"[{low:g}, {high:g}]"
+                    f"{name}: must lie in [{low:g}, {high:g}], the range of {score}, got {value:g}"
                 )
         for lower, low in set_bounds.items():
             if not lower.endswith(_LOWER):
@@ -76,7 +76,8 @@ class Settings(BaseModel):
                 high = set_bounds.get(upper)
                 strict = not (lower.endswith("_min") and upper.endswith("_max"))
                 if high is not None and (low > high or (strict and low == high)):
-                    raise ValueError(f"{lower} {low:g} and {upper} {high:g} leave nothing to keep")
+                    word = "at least" if not strict else "above"
+                    raise ValueError(f"{upper}: must be {word} {lower} ({low:g}), got {high:g}")
         return self
 
     def score_defining(self) -> dict[str, Any]:
@@ -104,8 +105,9 @@ def validate(cls: type[Settings], data: dict[str, Any], where: str) -> Settings:
         err = exc.errors()[0]
         loc = "".join(f".{p}" for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        if not err["loc"]:  # a rule across settings: the message names them
-            raise UsageError(f"{where}: {message}") from None
+        if not err["loc"]:  # a rule across settings: the message starts with the one it blames
+            named = message.split(":", 1)[0] in cls.model_fields
+            raise UsageError(f"{where}.{message}" if named else f"{where}: {message}") from None
         raise UsageError(f"{where}{loc}: {message}, got {_shown(err.get('input'))}") from None
 
 

@@ -49,9 +49,9 @@ class PixelRegionsSettings(StageSettings):
     # same within `shadow_angle` degrees between the RGB vectors.
     shadow_ratio: float = Field(0.3, ge=0, le=1)
     shadow_angle: float = Field(5.0, ge=0, le=90)
-    open_size: int = Field(5, ge=1)  # opening kernel, working pixels: removes specks
-    close_size: int = Field(7, ge=1)  # closing kernel, working pixels: fills pinholes in a mask
-    join_size: int = Field(31, ge=1)  # changed pixels closer than this are one candidate
+    open_size: int = Field(5, ge=0)  # opening kernel, working pixels: removes specks; 0 or 1: off
+    close_size: int = Field(7, ge=0)  # closing kernel, working pixels: fills pinholes; 0 or 1: off
+    join_size: int = Field(31, ge=0)  # changed pixels closer than this are one candidate; 0 or 1: off
     max_candidates: int = Field(32, ge=1, le=255)  # stored per record (the labels are uint8)
     # Per-candidate thresholds on the region scores, checked in this order.
     area_min: float | None = None
