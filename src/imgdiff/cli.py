@@ -114,6 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from imgdiff.engine.local import Interrupted
     from imgdiff.survey import Survey
 
+    if getattr(args, "limit", None) is not None and args.limit > sys.maxsize:
+        raise UsageError(f"--limit {args.limit}: must be at most {sys.maxsize}")
     if args.command == "recipes":
         return _recipes(args)
     if args.command == "models":
