@@ -39,7 +39,12 @@ stages:
   - regions: {method: pixel, max_regions: 3, nms_iou: 0.5}
   - describe: {method: template}
 """
-VALID_LINE = {"image_a": "a.png", "image_b": "b.png", "caption_a": "a cat", "edit": {"old": "cat", "new": "dog"}}
+VALID_LINE = {
+    "image_a": "a.png",
+    "image_b": "b.png",
+    "caption_a": "a cat",
+    "edit": {"old": "cat", "new": "dog"},
+}
 
 
 def _call(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
