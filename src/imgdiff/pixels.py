@@ -52,8 +52,12 @@ def to_rgb(image: Image.Image) -> np.ndarray:
         raise UnsupportedImage("mode F (32-bit float pixels have no agreed range)")
     if mode in ("CMYK", "LAB"):
         return np.asarray(_through_profile(image))
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA") if mode != "La" else image.convert("LA").convert("RGBA"))
+    if mode in ("RGBa", "La"):  # premultiplied: colour over white is colour + (1 - alpha) white
+        stored = np.asarray(image).astype(np.uint16)
+        mixed = np.minimum(stored[..., :-1] + (WHITE - stored[..., -1:]), 255).astype(np.uint8)
+        return mixed if mode == "RGBa" else np.repeat(mixed, 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"))
         alpha = rgba[..., 3:].astype(np.uint16)
         mixed = (rgba[..., :3] * alpha + WHITE * (255 - alpha) + 127) // 255
         return mixed.astype(np.uint8)
