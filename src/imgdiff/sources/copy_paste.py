@@ -68,8 +68,6 @@ class CopyPasteSettings(SourceSettings):
     inpaint: Literal["telea", "ns"] = "telea"  # cv2.inpaint's method
     dilate: int = Field(5, ge=0)  # px the mask grows before inpainting: COCO outlines are coarse
     feather: float = Field(1.5, ge=0.0)  # px, Gaussian sigma of the pasted object's alpha edge
-    max_pixels: int = Field(MAX_PIXELS, ge=1)  # per photo; larger ones are rejected (`too_large`)
-    allow_outside_paths: bool = False  # `file_name`s may be absolute or lead out of `images`
 
     @field_validator("images", "instances", "captions")
     @classmethod
@@ -105,9 +103,6 @@ class CopyPasteSource(Source):
         # The annotations' content and the settings define the items; where the files lie does not.
         paths = ("images", "instances", "captions")
         settings = self.settings.model_dump(mode="json", exclude=set(paths))
-        for name, default in (("max_pixels", MAX_PIXELS), ("allow_outside_paths", False)):
-            if settings[name] == default:  # added later: at their defaults, old runs keep their ids
-                del settings[name]
         digest = hashlib.sha256(f"{self.type}:v{self.version}:{sorted(settings.items())}".encode())
         for path in (self.settings.instances, self.settings.captions):
             digest.update(b"\0" + (_file_hash(Path(path)) if path else b"none"))
@@ -245,9 +240,10 @@ class CopyPasteSource(Source):
         return sorted(out, key=lambda p: p.annotation.id)
 
     def _photo(self, info: coco.ImageInfo, what: str) -> np.ndarray:
-        s = self.settings
-        path = confined_path(Path(s.images), info.file_name, what, s.allow_outside_paths)
-        with opened(path, what, info.file_name, s.max_pixels) as image:
+        # A COCO `file_name` stays inside `images`, and a photo within MAX_PIXELS (no settings: a
+        # COCO dataset has neither need, and the resolved recipe stays as it was).
+        path = confined_path(Path(self.settings.images), info.file_name, what, allow_outside=False)
+        with opened(path, what, info.file_name, MAX_PIXELS) as image:
             rgb = decoded(image, what, info.file_name)
         if rgb.shape[:2] != (info.height, info.width):
             raise BadItem(
