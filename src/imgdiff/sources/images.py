@@ -33,8 +33,8 @@ def confined_path(folder: Path, name: str, what: str, allow_outside: bool) -> Pa
     if "\0" in name:
         raise BadItem(f"unsafe_path: {what} holds a NUL character")
     if allow_outside:
-        return folder / Path(name).expanduser()
-    if Path(name).is_absolute() or name.startswith("~"):
+        return folder / name  # an absolute name replaces the folder
+    if Path(name).is_absolute():
         raise BadItem(
             f"unsafe_path: {what} '{name}' is absolute; paths are relative to the source's folder "
             "(set allow_outside_paths: true to allow others)"
