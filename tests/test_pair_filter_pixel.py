@@ -126,7 +126,7 @@ def test_scores_do_not_depend_on_the_batch() -> None:
 def test_thresholds_are_settings_named_after_scores() -> None:
     a, b, _ = draw_pair(0, size=256)
     assert _scored(a, b, similarity_min=0.99).reason.startswith("similarity_min:")
-    assert _scored(a, b, changed_area_max=0.001).reason.startswith("changed_area_max:")
+    assert _scored(a, b, changed_area_min=0.0, changed_area_max=0.001).reason.startswith("changed_area_max:")
     assert _scored(a, a, changed_area_min=None).kept
 
 

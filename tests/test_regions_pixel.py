@@ -182,7 +182,7 @@ def test_a_run_writes_masks_and_the_candidates_table_and_rethresholds(tmp_path: 
     assert all(len(r.regions) == 1 for r in kept)
     table = pq.read_table(tmp_path / "run" / "stages" / "regions" / "candidates.parquet").to_pylist()
     assert sum(row["kept"] for row in table) == len(kept)  # the side table follows the new decisions
-    imgdiff.rethreshold(tmp_path / "run", ["regions.area_min=0.9"])
+    imgdiff.rethreshold(tmp_path / "run", ["regions.area_min=0.9", "regions.area_max=1"])
     table = pq.read_table(tmp_path / "run" / "stages" / "regions" / "candidates.parquet").to_pylist()
     assert table and not any(row["kept"] for row in table)
     assert all(row["reason"].startswith("area_min") for row in table)

@@ -83,7 +83,7 @@ def test_changed_threshold_in_the_recipe_reapplies_decisions_only(tmp_path, pair
     run_dir = tmp_path / "run"
     imgdiff.run(pixel_recipe(pairs_file), run_dir)
     counted.clear()
-    result = imgdiff.run(pixel_recipe(pairs_file), run_dir, overrides=["pair_filter.changed_area_min=0.5"])
+    result = imgdiff.run(pixel_recipe(pairs_file), run_dir, overrides=["pair_filter.similarity_min=1.0"])
     assert counted == []
     assert result.stats["kept"] == 0
 

@@ -79,6 +79,25 @@ def _copy_paste(tmp: Path) -> SourceFixture:
     )
 
 
+def _parquet(tmp: Path) -> SourceFixture:
+    import pyarrow.parquet as pq
+
+    from test_source_parquet import write_edits
+
+    # 10 good rows, then a null image, a corrupt one, two sizes and one without captions
+    table = pq.read_table(write_edits(tmp / "edits"))
+    pq.write_table(table.slice(0, 10), tmp / "good.parquet")
+    pq.write_table(table.slice(0, 6), tmp / "changed.parquet")
+    pq.write_table(table.take([0, 10, 11, 12, 1, 2]), tmp / "bad.parquet")  # the bad rows come early
+    columns = {"image_a": "input_image", "image_b": "edited_image"}
+    return SourceFixture(
+        {"path": str(tmp / "good.parquet"), **columns},
+        {"path": str(tmp / "changed.parquet"), **columns},
+        {"path": str(tmp / "bad.parquet"), **columns},
+        {"missing_key", "corrupt_image", "size_mismatch"},
+    )
+
+
 def _synthetic(tmp: Path) -> SourceFixture:
     # Every index is a valid item: the source has no bad items to reject.
     return SourceFixture({"count": 4, "size": 64}, {"count": 4, "size": 96}, None, set())
@@ -89,6 +108,7 @@ FIXTURES: dict[str, Callable[[Path], SourceFixture]] = {
     "captions": _captions,
     "copy_paste": _copy_paste,
     "synthetic": _synthetic,
+    "parquet": _parquet,
 }
 TYPES = sorted(SOURCES)
 

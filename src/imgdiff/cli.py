@@ -115,6 +115,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from imgdiff.engine.local import Interrupted
     from imgdiff.survey import Survey
 
+    if getattr(args, "limit", None) is not None and args.limit > sys.maxsize:
+        raise UsageError(f"--limit {args.limit}: must be at most {sys.maxsize}")
     if getattr(args, "handler", None) is not None:  # commands that register themselves
         return args.handler(args)
     if args.command == "recipes":

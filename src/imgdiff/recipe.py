@@ -1,8 +1,9 @@
 """Recipes: one YAML file (or a built-in name) that says what a run does.
 
-Loading is strict: an unknown key or a wrong type is a UsageError naming it and the nearest valid
-key. `--set key=value` overrides are applied to the raw YAML before validation, so they are checked
-exactly like the file. `Recipe.to_dict()` is the resolved form written into `run.json`; loading it
+Loading is strict: an unknown key, a key given twice in one mapping (YAML would silently keep the
+last) or a wrong type is a UsageError naming it and the nearest valid key. `--set key=value`
+overrides are applied to the raw YAML before validation, so they are checked exactly like the file.
+`Recipe.to_dict()` is the resolved form written into `run.json`; loading it
 back gives the same recipe.
 """
 
@@ -87,6 +88,34 @@ class Recipe:
         }
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key that appears twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if isinstance(key, list | dict):
+                continue  # unhashable: the base method reports it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """The YAML text's value; a syntax error or a repeated key is a UsageError with its line."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        problem = str(getattr(exc, "problem", None) or exc).replace("\n", " ")
+        raise UsageError(f"{where}: not valid YAML{at}: {problem}") from None
+
+
 def builtin_recipes() -> dict[str, str]:
     """Built-in recipe name -> YAML text."""
     folder = resources.files("imgdiff") / "recipes"
@@ -103,7 +132,13 @@ def read_raw(spec: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
         return spec, "recipe"
     path = Path(spec)
     if path.is_file():
-        text, where = path.read_text(encoding="utf-8"), str(path)
+        where = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{where}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot be read: {exc.strerror or exc}") from None
     elif str(spec) in builtin_recipes():
         text, where = builtin_recipes()[str(spec)], f"recipe '{spec}'"
     elif path.suffix in (".yaml", ".yml") or path.parent != Path("."):
@@ -112,12 +147,7 @@ def read_raw(spec: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
         raise UsageError(
             f"no recipe file or built-in recipe '{spec}'{did_you_mean(str(spec), builtin_recipes())}"
         )
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    raw = parse_yaml(text, where)
     if not isinstance(raw, dict):
         raise UsageError(f"{where}: a recipe is a mapping of {', '.join(TOP_KEYS)}")
     return raw, where
@@ -148,7 +178,7 @@ def _source(raw: Any, where: str) -> tuple[str, SourceSettings]:
         raise UsageError(f"{where}: needs a type (one of: {', '.join(SOURCES)})")
     settings = dict(raw)
     kind = settings.pop("type")
-    if kind not in SOURCES:
+    if not isinstance(kind, str) or kind not in SOURCES:
         raise UsageError(f"{where}.type: unknown source '{kind}'{did_you_mean(str(kind), SOURCES)}")
     return kind, validate(SOURCES[kind].Settings, settings, where)  # type: ignore[return-value]
 
@@ -182,9 +212,16 @@ def _stages(raw: Any, models: dict[str, ModelEntry], where: str) -> list[StageSp
             raise UsageError(f"{at}: stage '{name}'{hint}")
         if any(s.name == name for s in specs):
             raise UsageError(f"{at}: stage '{name}' appears twice")
+        if not isinstance(given, dict | None):
+            raise UsageError(
+                f"{at}: expected a mapping of settings such as {{method: {_example_method(name, given)}}}, "
+                f"got {given!r:.40}"
+            )
         given = dict(given or {})
         method = given.pop("method", None)
-        if method not in STAGES[name]:
+        if not isinstance(given.get("preset", ""), str):
+            raise UsageError(f"{at}.preset: expected a preset name, got {given['preset']!r:.40}")
+        if not isinstance(method, str) or method not in STAGES[name]:
             raise UsageError(
                 f"{at}.method: {'missing' if method is None else repr(method)}, "
                 f"expected one of: {', '.join(STAGES[name])}"
@@ -259,3 +296,8 @@ def parse_value(text: str) -> Any:
     if isinstance(value, str) and _NUMBER.match(value):
         return float(value)
     return value
+
+
+def _example_method(stage: str, given: object) -> str:
+    """The method to show in a shape hint: the one the user wrote, when it is a method of the stage."""
+    return given if isinstance(given, str) and given in STAGES[stage] else next(iter(STAGES[stage]))

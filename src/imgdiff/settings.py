@@ -4,24 +4,35 @@ Every settings class forbids unknown keys and checks types. A model-naming setti
 `model_ref(role)`; a decision setting (a threshold, cap or rule) is one whose name ends in
 `_min`, `_max`, `_gt` or `_lt`, or which the class lists in `DECISIONS`. Decision settings are left
 out of fingerprints: changing one re-applies decisions from stored scores.
+
+Settings are also checked against their meaning, wherever they come from (a recipe, `--set`,
+`rethreshold`, Python): numbers are finite; a threshold lies inside the range of its score (the
+class's `SCORES` table, which documents each score); and for every name with both a lower bound
+(`_min`/`_gt`) and an upper one (`_max`/`_lt`), the lower one is not above the upper one. Sizes,
+kernels and caps carry their own `Field` constraints in each class.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from imgdiff.errors import UsageError, did_you_mean
 
 THRESHOLD_SUFFIXES = ("_min", "_max", "_gt", "_lt")
+_LOWER, _UPPER = ("_min", "_gt"), ("_max", "_lt")
 
 
 class Settings(BaseModel):
     """Base of every settings class: strict, immutable, picklable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
+    # score name -> (lowest, highest) value the stage can write; a threshold on the score must lie
+    # inside it (a threshold outside always or never passes: a typo, not a choice).
+    SCORES: ClassVar[dict[str, tuple[float, float]]] = {}
     DECISIONS: ClassVar[frozenset[str]] = frozenset()
     # Settings that change how fast, not what: batch shapes such as `pairs_per_call`. They stay out
     # of fingerprints, so changing one never redoes finished work (model outputs agree within float
@@ -42,6 +53,32 @@ class Settings(BaseModel):
             if isinstance(extra, dict) and "model_role" in extra:
                 out[name] = str(extra["model_role"])
         return out
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> Settings:
+        set_bounds = {
+            name: value
+            for name in type(self).model_fields
+            if name.endswith(THRESHOLD_SUFFIXES) and isinstance(value := getattr(self, name), int | float)
+        }
+        for name, value in set_bounds.items():
+            score = name.rsplit("_", 1)[0]
+            low, high = self.SCORES.get(score, (-math.inf, math.inf))
+            if not low <= value <= high:
+                raise ValueError(
+                    f"{name}: must lie in [{low:g}, {high:g}], the range of {score}, got {value:g}"
+                )
+        for lower, low in set_bounds.items():
+            if not lower.endswith(_LOWER):
+                continue
+            stem = lower.rsplit("_", 1)[0]
+            for upper in (stem + suffix for suffix in _UPPER):
+                high = set_bounds.get(upper)
+                strict = not (lower.endswith("_min") and upper.endswith("_max"))
+                if high is not None and (low > high or (strict and low == high)):
+                    word = "at least" if not strict else "above"
+                    raise ValueError(f"{upper}: must be {word} {lower} ({low:g}), got {high:g}")
+        return self
 
     def score_defining(self) -> dict[str, Any]:
         """The settings that define outputs and scores (everything but decisions and runtime knobs)."""
@@ -68,6 +105,9 @@ def validate(cls: type[Settings], data: dict[str, Any], where: str) -> Settings:
         err = exc.errors()[0]
         loc = "".join(f".{p}" for p in err["loc"])
         message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across settings: the message starts with the one it blames
+            named = message.split(":", 1)[0] in cls.model_fields
+            raise UsageError(f"{where}.{message}" if named else f"{where}: {message}") from None
         raise UsageError(f"{where}{loc}: {message}, got {_shown(err.get('input'))}") from None
 
 

@@ -93,8 +93,10 @@ class ImageLoader:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
                 return {key: arrays[key] for key in arrays.files}
+        from imgdiff.pixels import to_rgb  # here: pixels brings OpenCV, which `import store` need not pay
+
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return to_rgb(image)
 
 
 class PartWriter:

@@ -37,6 +37,8 @@ def make_tiny_command(out: Path, only: str | None) -> int:
             raise UsageError(f"make-tiny --only: unknown model '{name}'{did_you_mean(name, TINY)}")
     if not names:
         raise UsageError(f"make-tiny --only: no model named (valid: {', '.join(TINY)})")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"make-tiny: '{out}' is a file, not a folder")
     print(f"building {len(names)} tiny model(s) in {out}", flush=True)
     built: list[str] = []
 
@@ -50,6 +52,8 @@ def make_tiny_command(out: Path, only: str | None) -> int:
         if (exc.name or "").startswith("imgdiff"):
             raise
         raise missing_package(names[len(built)], exc) from None
+    except (FileExistsError, NotADirectoryError, PermissionError) as exc:
+        raise UsageError(f"make-tiny: cannot write into '{out}': {exc.strerror or exc}") from None
     line = (
         f"wrote {out / 'recipe.yaml'} and {out / 'models.yaml'}; to see the models load and run (random "
         f"weights: the outputs are noise): imgdiff run {out / 'recipe.yaml'} --out RUN --limit 8"

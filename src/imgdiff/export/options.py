@@ -96,7 +96,7 @@ def parse_section(raw: Any, where: str, formats_known: dict[str, Any]) -> tuple[
     else:
         raise UsageError(f"{where}: export: expected a list of formats or a mapping, got {raw!r}")
     for fmt in formats:
-        if fmt not in formats_known:
+        if not isinstance(fmt, str) or fmt not in formats_known:
             raise UsageError(
                 f"{where}: export: format '{fmt}' is not available{did_you_mean(str(fmt), formats_known)}"
             )

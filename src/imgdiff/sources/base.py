@@ -5,6 +5,11 @@ engine numbers them, applies `--limit` and `--shard`, makes each item's record (
 `load()` on a batch, which fills the record and puts its pixels in `artifacts`, or rejects it with a
 reason. `fingerprint()` changes when the items would change; a run refuses to resume across it.
 
+Items are isolated: a source implements `fill(record, item)` for one item, and `load_one` turns
+anything that item raises into a rejected record (`BadItem` keeps its reason; any other exception,
+say a RecursionError from a JSON line nested 100,000 deep, becomes `malformed_item: ...`), so one
+bad item never stops a run. `load` is `load_one` over the batch.
+
 `FileSource` is the base of the sources that read one file the user names (`pairs`, `captions`),
 with the helpers they share for reading its lines and JSON items.
 """
@@ -54,8 +59,35 @@ class Source:
     def items(self) -> Iterator[Any]:
         raise NotImplementedError
 
-    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
+    def fill(self, record: Record, item: Any) -> None:
+        """Fill one record from its raw item (captions, pixels in `artifacts`), or raise BadItem."""
         raise NotImplementedError
+
+    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
+        return [self.load_one(record, item) for record, item in batch]
+
+    def load_one(self, record: Record, item: Any) -> Record:
+        """The record filled from its item, or rejected by `source` with the reason; never raises
+        for a bad item (only for KeyboardInterrupt and other non-`Exception`s)."""
+        try:
+            self.fill(record, item)
+        except BadItem as exc:
+            reject_item(record, str(exc))
+        except Exception as exc:  # one item's failure, whatever it is, must not stop the run
+            reject_item(record, f"malformed_item: {one_line(exc)}")
+        return record
+
+
+def reject_item(record: Record, reason: str) -> None:
+    """Reject a record at the source, dropping whatever a failed fill left in its artifacts."""
+    record.artifacts.clear()
+    record.reject("source", reason)
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """`Type: message` on one line, cut at `limit` characters (a reason, not a report)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class FileSourceSettings(SourceSettings):
@@ -113,6 +145,8 @@ def parse_json_line(line: str) -> Any:
         return json.loads(line)
     except json.JSONDecodeError as exc:
         raise BadItem(f"malformed_json: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise BadItem("malformed_json: nested too deeply") from None
 
 
 def require_object(item: Any) -> dict[str, Any]:

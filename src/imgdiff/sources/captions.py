@@ -80,13 +80,8 @@ class CaptionsSource(FileSource):
                     continue
             yield item
 
-    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
-        for record, item in batch:
-            try:
-                record.caption_a = caption_of(item)
-            except BadItem as exc:
-                record.reject("source", str(exc))
-        return [record for record, _ in batch]
+    def fill(self, record: Record, item: Any) -> None:
+        record.caption_a = caption_of(item)
 
     def _raw_items(self) -> Iterator[Any]:
         suffix = self.path.suffix.lower()
@@ -109,6 +104,8 @@ class CaptionsSource(FileSource):
             data = json.loads(self.path.read_bytes())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"source.path: '{self.path.name}' is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise UsageError(f"source.path: '{self.path.name}' is nested too deeply") from None
         if isinstance(data, dict) and isinstance(data.get("annotations"), list):
             return data["annotations"]
         if isinstance(data, list):

@@ -156,6 +156,8 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text ({exc.reason})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to be COCO annotations") from None
 
 
 def _require(raw: Any, where: str, **types: type) -> None:

@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from pydantic import Field, field_validator, model_validator
 
 from imgdiff.errors import UsageError
@@ -42,7 +41,8 @@ from imgdiff.language.removal import remove_category
 from imgdiff.language.swaps import rename_category
 from imgdiff.record import Edit, Record, TruthBox
 from imgdiff.sources import coco
-from imgdiff.sources.base import BadItem, Source, SourceSettings
+from imgdiff.sources.base import BadItem, Source, SourceSettings, one_line
+from imgdiff.sources.images import MAX_PIXELS, confined_path, decoded, opened
 
 # Paste sources: whole, well-resolved objects. A mask that fills little of its box, or is split in
 # several polygons, is usually occluded; one touching the border is cut off.
@@ -119,18 +119,9 @@ class CopyPasteSource(Source):
             for k in range(self.settings.edits_per_image):
                 yield image_id, k
 
-    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
-        out = []
-        for record, (image_id, k) in batch:
-            try:
-                self._fill(record, image_id, k)
-            except BadItem as exc:
-                record.reject("source", str(exc))
-            out.append(record)
-        return out
-
     # -- one record ------------------------------------------------------------------------------
-    def _fill(self, record: Record, image_id: int, k: int) -> None:
+    def fill(self, record: Record, item: tuple[int, int]) -> None:
+        image_id, k = item
         s, data = self.settings, self._instances
         info = data.images[image_id]
         a = self._photo(info, "image")
@@ -188,7 +179,7 @@ class CopyPasteSource(Source):
             try:
                 photo = self._photo(info, "paste source")
                 mask = coco.decode_mask(ann.segmentation, info.height, info.width)
-            except (BadItem, ValueError):
+            except Exception:  # BadItem or garbage in its annotation
                 continue  # an unreadable paste source is skipped, never the target's fault
             x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
             if w and h:
@@ -248,15 +239,11 @@ class CopyPasteSource(Source):
         return sorted(out, key=lambda p: p.annotation.id)
 
     def _photo(self, info: coco.ImageInfo, what: str) -> np.ndarray:
-        path = Path(self.settings.images) / info.file_name
-        if not path.is_file():
-            raise BadItem(f"missing_file: {what} '{info.file_name}' not found")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                rgb = np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise BadItem(f"corrupt_image: {what} '{info.file_name}': {exc}") from None
+        # A COCO `file_name` stays inside `images`, and a photo within MAX_PIXELS (no settings: a
+        # COCO dataset has neither need, and the resolved recipe stays as it was).
+        path = confined_path(Path(self.settings.images), info.file_name, what, allow_outside=False)
+        with opened(path, what, info.file_name, MAX_PIXELS) as image:
+            rgb = decoded(image, what, info.file_name)
         if rgb.shape[:2] != (info.height, info.width):
             raise BadItem(
                 f"size_mismatch: {what} '{info.file_name}' is {rgb.shape[1]}x{rgb.shape[0]}, "
@@ -279,7 +266,7 @@ def _masks(annotations: list[coco.Annotation], info: coco.ImageInfo) -> list[_Ma
     for ann in sorted(annotations, key=lambda a: a.id):
         try:
             mask = coco.decode_mask(ann.segmentation, info.height, info.width)
-        except (ValueError, TypeError, KeyError):
+        except Exception:  # any garbage in one annotation (an RLE of random bytes: IndexError)
             continue
         out.append(_Mask(ann, mask, float(mask.mean()), ann.iscrowd))
     return out
@@ -380,3 +367,7 @@ def _read(setting: str, path: Path, reader: Any) -> Any:
         return reader(path)
     except ValueError as exc:
         raise UsageError(f"source.{setting}: '{path}' is not a COCO {setting} file: {exc}") from None
+    except Exception as exc:  # garbage the structural checks did not foresee
+        raise UsageError(
+            f"source.{setting}: '{path}' is not a COCO {setting} file: {one_line(exc)}"
+        ) from None

@@ -3,29 +3,37 @@
     {"image_a": "a.png", "image_b": "b.png", "caption_a": "...", "caption_b": "...",
      "edit": {"old": "cat", "new": "dog"}, "kind": "replacement"}
 
-Image paths are relative to the JSONL file's folder. Only `image_a` and `image_b` are required.
-A malformed line, a missing or corrupt image, or two images of different sizes becomes a rejected
-record with its reason; the run goes on. The images are copied into the run (lossless), so a run
-directory is complete on its own.
+Image paths are relative to the JSONL file's folder and must stay inside it (no absolute paths,
+no `..` out of it) unless `allow_outside_paths: true`: a pairs file from elsewhere must not pull
+any image of the machine into a dataset. Only `image_a` and `image_b` are required. A malformed
+line, an unsafe path, a missing, corrupt or too large image (`max_pixels`, read from the header
+before decoding), or two images of different sizes becomes a rejected record with its reason, and
+so does any other failure of one line; the run goes on. Pixels of every mode are read as RGB by
+`imgdiff.pixels.to_rgb` (16-bit scaled, alpha over white). The images are copied into the run
+(lossless), so a run directory is complete on its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from pydantic import Field
 
 from imgdiff.record import KINDS, Edit, Record
 from imgdiff.sources.base import BadItem, FileSource, FileSourceSettings, parse_json_line, require_object
+from imgdiff.sources.images import MAX_PIXELS, confined_path, decoded, opened
 
 REQUIRED = ("image_a", "image_b")
 OPTIONAL = ("caption_a", "caption_b", "edit", "kind")
 
 
 class PairsSettings(FileSourceSettings):
-    """The JSONL file's `path`, nothing else."""
+    """The JSONL file's `path`; what images it may name."""
+
+    max_pixels: int = Field(MAX_PIXELS, ge=1)  # per image (width x height); larger pairs are rejected
+    allow_outside_paths: bool = False  # image paths may be absolute or lead out of the file's folder
 
 
 class PairsSource(FileSource):
@@ -33,20 +41,18 @@ class PairsSource(FileSource):
     version = 1
     Settings = PairsSettings
 
+    def fingerprint_prefix(self) -> str:
+        # Both settings choose which items are admitted, so a change refuses to resume; left out
+        # at their defaults, so runs from before they existed keep their ids.
+        s, prefix = self.settings, super().fingerprint_prefix()
+        if s.max_pixels != MAX_PIXELS:
+            prefix += f"max_pixels={s.max_pixels}:"
+        return prefix + ("outside_paths:" if s.allow_outside_paths else "")
+
     def items(self) -> Iterator[str]:
         return self.lines()
 
-    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
-        out = []
-        for record, line in batch:
-            try:
-                self._fill(record, line)
-            except BadItem as exc:
-                record.reject("source", str(exc))
-            out.append(record)
-        return out
-
-    def _fill(self, record: Record, line: str) -> None:
+    def fill(self, record: Record, line: str) -> None:
         item = require_object(parse_json_line(line))
         for key in item:
             if key not in REQUIRED + OPTIONAL:
@@ -64,23 +70,20 @@ class PairsSource(FileSource):
         if kind not in KINDS:
             raise BadItem(f"malformed_item: kind '{kind}' is not one of {', '.join(KINDS)}")
         record.kind = kind
-        a, b = self._image(item, "image_a"), self._image(item, "image_b")
-        if a.shape != b.shape:
-            raise BadItem(
-                f"size_mismatch: image_a is {a.shape[1]}x{a.shape[0]}, image_b is {b.shape[1]}x{b.shape[0]}"
+        s = self.settings
+        paths = {
+            key: confined_path(self.path.parent, item[key], key, s.allow_outside_paths) for key in REQUIRED
+        }
+        with contextlib.ExitStack() as stack:
+            # Both headers first: sizes are checked before any pixel is decoded.
+            a, b = (stack.enter_context(opened(paths[k], k, item[k], s.max_pixels)) for k in REQUIRED)
+            if a.size != b.size:
+                raise BadItem(
+                    f"size_mismatch: image_a is {a.size[0]}x{a.size[1]}, image_b is {b.size[0]}x{b.size[1]}"
+                )
+            record.artifacts.update(
+                a=decoded(a, "image_a", item["image_a"]), b=decoded(b, "image_b", item["image_b"])
             )
-        record.artifacts.update(a=a, b=b)
-
-    def _image(self, item: dict[str, Any], key: str) -> np.ndarray:
-        path = self.path.parent / item[key]
-        if not path.is_file():
-            raise BadItem(f"missing_file: {key} '{item[key]}' not found")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                return np.asarray(image.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise BadItem(f"corrupt_image: {key} '{item[key]}': {exc}") from None
 
 
 def _edit(value: Any) -> Edit | None:

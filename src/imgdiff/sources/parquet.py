@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import field_validator, model_validator
 
 from imgdiff.record import KINDS, Edit, Record
-from imgdiff.sources.base import BadItem, Source, SourceSettings
+from imgdiff.sources.base import BadItem, Source, SourceSettings, one_line, reject_item
 from imgdiff.sources.parquet_tables import DatasetTable, FileTables
 
 TEXT_COLUMNS = ("caption_a", "caption_b", "edit_old", "edit_new", "kind")
@@ -102,15 +102,26 @@ class ParquetSource(Source):
         return iter(range(self.table.rows()))
 
     def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
-        rows = self.table.read([row for _, row in batch])
-        out = []
-        for (record, _), (row, base) in zip(batch, rows, strict=True):
-            try:
-                self._fill(record, row, base)
-            except BadItem as exc:
-                record.reject("source", str(exc))
-            out.append(record)
-        return out
+        # Rows are read a batch at a time (one pass over the row groups); if that read fails, one
+        # row at a time, so that only the rows that cannot be read are rejected.
+        try:
+            rows = self.table.read([row for _, row in batch])
+        except Exception:
+            return [self.load_one(record, row) for record, row in batch]
+        return [self._filled(record, row, base) for (record, _), (row, base) in zip(batch, rows, strict=True)]
+
+    def fill(self, record: Record, item: Any) -> None:
+        ((row, base),) = self.table.read([item])
+        self._fill(record, row, base)
+
+    def _filled(self, record: Record, row: dict[str, Any], base: Path | None) -> Record:
+        try:
+            self._fill(record, row, base)
+        except BadItem as exc:
+            reject_item(record, str(exc))
+        except Exception as exc:  # one row's failure, whatever it is, must not stop the run
+            reject_item(record, f"malformed_item: {one_line(exc)}")
+        return record
 
     def _fill(self, record: Record, row: dict[str, Any], base: Path | None) -> None:
         columns = self.settings.columns()

@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 
 from imgdiff.errors import UsageError
 from imgdiff.record import Edit, Record, TruthBox
-from imgdiff.sources.base import Source, SourceSettings
+from imgdiff.sources.base import BadItem, Source, SourceSettings
 from imgdiff.sources.synthetic.pair import Unsatisfiable, make_pair
 
 
@@ -78,13 +77,11 @@ class SyntheticSource(Source):
     def items(self) -> Iterator[int]:
         yield from range(self.settings.count)
 
-    def load(self, batch: list[tuple[Record, Any]]) -> list[Record]:
-        for record, _ in batch:
-            try:
-                fill(record, self.settings)
-            except Unsatisfiable as exc:
-                record.reject("source", f"unsatisfiable: {exc}")
-        return [record for record, _ in batch]
+    def fill(self, record: Record, item: int) -> None:
+        try:
+            fill(record, self.settings)
+        except Unsatisfiable as exc:
+            raise BadItem(f"unsatisfiable: {exc}") from None
 
 
 def fill(record: Record, settings: SyntheticSettings) -> None:

@@ -16,6 +16,7 @@ import hashlib
 
 import numpy as np
 from PIL import Image
+from pydantic import Field
 
 from imgdiff.language.articles import with_article
 from imgdiff.record import Record, Region
@@ -70,10 +71,11 @@ WHERE = {
 
 class TemplateDescribeSettings(StageSettings):
     DECISIONS = frozenset({"max_regions"})
+    SCORES = {"area": (0.0, 1.0)}  # a box's share of image a
 
     area_min: float | None = None  # skip boxes smaller than this share of image a
     area_max: float | None = None  # skip boxes larger than this share of image a
-    max_regions: int | None = None  # stop once this many boxes are accepted
+    max_regions: int | None = Field(None, ge=1)  # stop once this many boxes are accepted
 
 
 class TemplateDescribe(Stage):

@@ -17,6 +17,7 @@ JSON). Both share what this module does with their proposals:
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 
 class EditSettings(StageSettings):
+    SCORES = {"length_ratio": (0.0, math.inf), "clip_tokens": (0.0, math.inf)}
     n_edits: int = Field(default=1, ge=1)  # children per caption, each with another new object
     checks: Literal["imgdiff", "reference"] = "imgdiff"
     length_ratio_min: float | None = None

@@ -62,8 +62,8 @@ _FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
 class LLMEditSettings(EditSettings):
     llm: str = model_ref("text_generator")
     prompt: Literal["json", "sentence"] = "json"
-    temperature: float = 0.8
-    top_p: float | None = None
+    temperature: float = Field(0.8, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
     max_new_tokens: int = Field(default=128, ge=1)
     max_attempts: int = Field(default=3, ge=1)  # answers asked for per child when one cannot be read
 

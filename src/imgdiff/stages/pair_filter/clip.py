@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 
 class ClipPairFilterSettings(StageSettings):
+    SCORES = {"similarity": (-1.0, 1.0)}  # cosine of the two image embeddings
+
     embedder: str = model_ref("embedder")
     # Thresholds on `similarity`, checked in this order; a preset sets either the open or the
     # closed pair.

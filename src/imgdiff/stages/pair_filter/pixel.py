@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from pydantic import Field
 
-from imgdiff.pixels import delta_e, to_lab, working_copy
+from imgdiff.pixels import DELTA_E_MAX, delta_e, to_lab, working_copy
 from imgdiff.record import Record
 from imgdiff.stages.base import Stage, StageSettings
 
@@ -29,9 +30,16 @@ _PULL = 1e-5  # ridge weight per fitted pixel towards the identity colour map
 
 
 class PixelPairFilterSettings(StageSettings):
-    size: int = 64  # long side of the compared copies: global statistics need no detail
-    blur: float = 1.0  # Gaussian sigma (pixels of the small copy) against noise on small images
-    delta_e: float = 10.0  # a pixel counts as changed above this (2.3 is just noticeable)
+    SCORES = {
+        "similarity": (1.0 - DELTA_E_MAX / 100.0, 1.0),  # 1 - mean delta-E / 100
+        "structure": (-1.0, 1.0),  # SSIM
+        "changed_area": (0.0, 1.0),  # share of the pixels
+        "median_diff": (0.0, DELTA_E_MAX),  # delta-E
+    }
+
+    size: int = Field(64, ge=1)  # long side of the compared copies: global statistics need no detail
+    blur: float = Field(1.0, ge=0)  # Gaussian sigma (pixels of the small copy) against noise
+    delta_e: float = Field(10.0, ge=0, le=DELTA_E_MAX)  # a pixel counts as changed above this
     # Thresholds are checked in this order; the first one that fails names the reason.
     similarity_min: float | None = None
     similarity_max: float | None = None

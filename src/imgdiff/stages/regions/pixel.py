@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from imgdiff.boxes import iou
-from imgdiff.pixels import delta_e, to_lab, working_copy
+from imgdiff.pixels import DELTA_E_MAX, delta_e, to_lab, working_copy
 from imgdiff.reason import Reason
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
@@ -36,15 +36,23 @@ from imgdiff.stages.base import Stage, StageSettings
 
 class PixelRegionsSettings(StageSettings):
     DECISIONS = frozenset({"nms_iou", "max_regions"})
+    SCORES = {  # per candidate region
+        "area": (0.0, 1.0),  # of its box, share of the image
+        "mean_diff": (0.0, DELTA_E_MAX),  # delta-E
+        "peak_diff": (0.0, DELTA_E_MAX),
+        "fill": (0.0, 1.0),  # changed share of the box
+    }
 
-    size: int = 512  # long side of the working copy (only ever downscaled)
-    blur: float = 2.0  # Gaussian sigma, working pixels: noise of sigma 6 stays under delta-E 6
-    delta_e: float = 10.0  # a pixel changed above this (2.3 is just noticeable)
-    shadow_ratio: float = 0.3  # same-hue darkening down to this factor is shading; 1 turns it off
-    shadow_angle: float = 5.0  # degrees between RGB vectors within which the hue counts as same
-    open_size: int = 5  # opening kernel, working pixels: removes specks
-    close_size: int = 7  # closing kernel, working pixels: fills pinholes in a mask
-    join_size: int = 31  # changed pixels closer than this are one candidate
+    size: int = Field(512, ge=1)  # long side of the working copy (only ever downscaled)
+    blur: float = Field(2.0, ge=0)  # Gaussian sigma, working pixels: noise of sigma 6 stays under delta-E 6
+    delta_e: float = Field(10.0, ge=0, le=DELTA_E_MAX)  # a pixel changed above this (2.3: just seen)
+    # Same-hue darkening down to `shadow_ratio` is shading (1 turns it off); the hue counts as the
+    # same within `shadow_angle` degrees between the RGB vectors.
+    shadow_ratio: float = Field(0.3, ge=0, le=1)
+    shadow_angle: float = Field(5.0, ge=0, le=90)
+    open_size: int = Field(5, ge=0)  # opening kernel, working pixels: removes specks; 0 or 1: off
+    close_size: int = Field(7, ge=0)  # closing kernel, working pixels: fills pinholes; 0 or 1: off
+    join_size: int = Field(31, ge=0)  # changed pixels closer than this are one candidate; 0 or 1: off
     max_candidates: int = Field(32, ge=1, le=255)  # stored per record (the labels are uint8)
     # Per-candidate thresholds on the region scores, checked in this order.
     area_min: float | None = None
@@ -52,8 +60,8 @@ class PixelRegionsSettings(StageSettings):
     mean_diff_min: float | None = None
     peak_diff_min: float | None = None
     fill_min: float | None = None
-    nms_iou: float | None = None  # drop a box overlapping a kept, more different one above this
-    max_regions: int | None = None  # keep at most this many
+    nms_iou: float | None = Field(None, ge=0, le=1)  # drop a box overlapping a kept, more different one
+    max_regions: int | None = Field(None, ge=1)  # keep at most this many
 
 
 class PixelRegions(Stage):

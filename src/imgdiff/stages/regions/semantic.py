@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from imgdiff.boxes import iou
+from imgdiff.pixels import DELTA_E_MAX
 from imgdiff.record import Record, Region
 from imgdiff.settings import model_ref
 from imgdiff.stages.base import Stage, StageSettings
@@ -69,6 +70,13 @@ SCORE_COLUMNS = (
 
 
 class SemanticRegionsSettings(StageSettings):
+    SCORES = {  # per candidate region
+        "crop_similarity": (-1.0, 1.0),  # CLIP cosine of the two crops
+        "area": (0.0, 1.0),  # of its box, share of the image
+        "pixel_diff": (0.0, DELTA_E_MAX),  # mean delta-E inside the box
+        "changed_share": (0.0, 1.0),
+        "prior_share": (0.0, 1.0),
+    }
     DECISIONS = frozenset(
         {"match_rule", "match_score", "match_above", "match_at_least", "nms_iou", "max_regions"}
     )
@@ -78,8 +86,12 @@ class SemanticRegionsSettings(StageSettings):
     matcher: str | None = model_ref("matcher", required=False)  # none: no match scores
     segmenter: str | None = model_ref("segmenter", required=False)  # for the `segmenter` source
     candidates: list[Literal["segmenter", "diff", "prior"]] = Field(default_factory=lambda: ["segmenter"])
-    merge_iou: float = 0.8  # a box overlapping an earlier candidate above this is that candidate
-    prior_threshold: float = 0.3  # attention above this is the changed words' area (P2P's local blend)
+    merge_iou: float = Field(
+        0.8, ge=0, le=1
+    )  # a box overlapping an earlier candidate above this is that candidate
+    prior_threshold: float = Field(
+        0.3, ge=0, le=1
+    )  # attention above this is the changed words' area (P2P's local blend)
     max_candidates: int = Field(400, ge=1)  # scored per record, in merge order (FastSAM: by confidence)
     crops_per_call: int = Field(1024, ge=1)  # crops per embedder / matcher call (a speed knob)
     # Per-candidate thresholds, checked in this order.
@@ -92,10 +104,14 @@ class SemanticRegionsSettings(StageSettings):
     # Is it the changed object? `any` / `all` of the crops with an object must pass.
     match_rule: Literal["any", "all", "none"] = "none"
     match_score: Literal["cosine", "itm"] = "cosine"
-    match_above: float | None = None  # passes when the score is above this (exclusive)
-    match_at_least: float | None = None  # passes when the score is at least this (inclusive)
-    nms_iou: float | None = None  # drop a box overlapping a kept, more different one above this
-    max_regions: int | None = None  # keep at most this many
+    match_above: float | None = Field(None, ge=-1, le=1)  # passes above this (exclusive)
+    match_at_least: float | None = Field(
+        None, ge=-1, le=1
+    )  # passes when the score is at least this (inclusive)
+    nms_iou: float | None = Field(
+        None, ge=0, le=1
+    )  # drop a box overlapping a kept, more different one above this
+    max_regions: int | None = Field(None, ge=1)  # keep at most this many
 
     @model_validator(mode="after")
     def _models_for_what_is_asked(self) -> SemanticRegionsSettings:
