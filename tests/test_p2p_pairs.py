@@ -12,7 +12,8 @@ import torch
 import imgdiff.p2p.pairs as pairs_module
 import imgdiff.p2p.processor as processor_module
 from imgdiff.p2p import P2PConfig, PairRequest, PromptError, generate_pairs, prompt_tokens
-from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from imgdiff.p2p.alignment import align
+from imgdiff.p2p.tokens import tokenize_prompt
 from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 SMALL = {"height": 64, "width": 64, "steps": 3, "self_max_queries": 64}
@@ -91,7 +92,7 @@ def test_fused_engine_matches_the_explicit_reference_end_to_end(
     fast = generate_pairs(pipe, PAIRS[:2], config)
     tok = pipe.tokenizer
     alignments = [
-        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        align("original", tok, tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
         for r in PAIRS[:2]
     ]
     monkeypatch.setattr(

@@ -16,7 +16,8 @@ import torch
 from imgdiff.p2p import P2PConfig, PairRequest
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.processor import P2PAttnProcessor
-from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from imgdiff.p2p.alignment import align
+from imgdiff.p2p.tokens import tokenize_prompt
 from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 REQUESTS = [
@@ -70,11 +71,11 @@ def layer_inputs(pipe: Any, batch: int) -> dict[str, tuple[Any, torch.Tensor, to
 
 
 def reference_alignments(
-    pipe: Any, requests: list[PairRequest] = REQUESTS
+    pipe: Any, requests: list[PairRequest] = REQUESTS, method: str = "original"
 ) -> list[tuple[list[int], list[float]]]:
     tok = pipe.tokenizer
     return [
-        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        align(method, tok, tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
         for r in requests
     ]
 
@@ -82,8 +83,19 @@ def reference_alignments(
 # guidance on: rows [uncond a0, b0, a1, b1, cond a0, b0, a1, b1], the conditional targets are edited;
 # off: [a0, b0, a1, b1], every target is
 @pytest.mark.parametrize(("guidance", "edited"), [(7.5, [5, 7]), (1.0, [1, 3])])
-def test_fused_form_equals_explicit_probabilities(pipe: Any, guidance: float, edited: list[int]) -> None:
-    config = P2PConfig(height=64, width=64, steps=10, self_max_queries=10**6, prior=False, guidance=guidance)
+@pytest.mark.parametrize("alignment", ["original", "whole-word"])
+def test_fused_form_equals_explicit_probabilities(
+    pipe: Any, guidance: float, edited: list[int], alignment: str
+) -> None:
+    config = P2PConfig(
+        height=64,
+        width=64,
+        steps=10,
+        self_max_queries=10**6,
+        prior=False,
+        guidance=guidance,
+        alignment=alignment,
+    )
     controller = build_controller(pipe, REQUESTS, config)
     stock = pipe.unet.attn_processors
     inputs = layer_inputs(pipe, controller.batch)
@@ -91,7 +103,7 @@ def test_fused_form_equals_explicit_probabilities(pipe: Any, guidance: float, ed
     untouched = [row for row in range(controller.batch) if row not in edited]
     paths = []
     controller.trace = paths
-    alignments = reference_alignments(pipe)
+    alignments = reference_alignments(pipe, method=alignment)
     with torch.no_grad():
         for name, (attn, hidden, context) in inputs.items():
             fast = P2PAttnProcessor(controller, stock[name], name)
