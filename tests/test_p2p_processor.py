@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from imgdiff.p2p import P2PConfig, PairRequest
+from imgdiff.p2p.alignment import align
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.processor import P2PAttnProcessor
-from imgdiff.p2p.alignment import align
 from imgdiff.p2p.tokens import tokenize_prompt
 from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 

@@ -15,8 +15,8 @@ At each step alpha is the alignment's alpha times the 0/1 weight of each target 
 (`schedule.py`); the mixes for each distinct alpha (a phase: one per call unless per-word windows
 make more) are built once, before the call.
 Cross-attention keys and values depend only on the text, which is the same at every step, so each
-layer makes them (and the mixed values above, per phase) once per call and keeps them: an edited cross-attention
-layer projects less per step than the stock one.
+layer makes them (and the mixed values above, per phase) once per call and keeps them: an edited
+cross-attention layer projects less per step than the stock one.
 Only the conditional half is edited when guidance is on (batch = [unconditional..., conditional...]);
 without guidance the whole batch is conditional. A layer or step with no edit calls the processor that
 was installed before (stock diffusers), unchanged.
