@@ -20,7 +20,8 @@ class P2PConfig:
     step_rule: str = "original"  # or "proportional": how a window's fractions become steps
     # step windows: a fraction f is [0, f); a (start, end) pair is [start, end)
     cross_replace: float | tuple[float, float] = 1.0  # cross-attention refine
-    # per-word windows for the target prompt's words written exactly so: ((word, window), ...)
+    # per-word windows for the target prompt's words written exactly so: ((word, window), ...); none
+    # here (the stage's paper preset passes the research code's {"confetti": 0.8})
     cross_replace_words: tuple[tuple[str, float | tuple[float, float]], ...] = ()
     self_replace: float | tuple[float, float] = 0.4  # self-attention replacement ...
     # ... in layers with at most this many queries; None: from the image width, as the SDXL port
