@@ -2,7 +2,10 @@
 
 The source caption (`caption_a`) and the edited one (`caption_b`) are denoised from one initial
 latent made from the record's seed alone, with the edited image's attention tied to the source's
-(refine; the engine is `imgdiff.p2p`). Several pairs share one pipeline call (`pairs_per_call`);
+(refine; the engine is `imgdiff.p2p`). How the target's tokens align with the source's and which
+steps and layers are edited are settings (`alignment`, `step_rule`, the step windows, per-word windows,
+`self_max_queries`); the `paper` preset is Prompt-to-Prompt's own code's rules (`imgdiff.p2p.alignment`,
+`imgdiff.p2p.schedule`). Several pairs share one pipeline call (`pairs_per_call`);
 the editing costs about 5% over plain two-image generation at 1 and at 4 pairs per call, while plain
 generation itself runs faster per pair at 4 (`benchmarks/p2p_speed.py`, PERFORMANCE.md).
 The pixels go out as the artifacts `a` and `b`; the changed words' attention maps as `prior`, which
