@@ -39,7 +39,9 @@ Alignment = tuple[list[int], list[float]]  # (mapper, alpha) over the text windo
 def align(method: str, tokenizer: Any, source: PromptTokens, target: PromptTokens, length: int) -> Alignment:
     """The refine alignment of `target` onto `source` by `method` (one of `ALIGNMENTS`)."""
     if method == "original":
-        bos, eos = int(tokenizer.bos_token_id), int(tokenizer.eos_token_id)
+        # only equality counts: stand-ins that match no text token if a tokenizer names none
+        bos, eos = (getattr(tokenizer, f"{t}_token_id", None) for t in ("bos", "eos"))
+        bos, eos = (-1 if bos is None else int(bos)), (-2 if eos is None else int(eos))
         return original_alignment([bos, *source.ids, eos], [bos, *target.ids, eos], length)
     if method == "whole-word":
         return whole_word_alignment(source, target, length)
