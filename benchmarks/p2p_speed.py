@@ -10,8 +10,9 @@ and memory traffic are the real model's, so the times are.
 
 Both modes go through `imgdiff.p2p.generate_pairs` on the same pipeline with the same prompts, seeds
 and latents, in eager mode: "stock" is `edit=False` (processors untouched: plain diffusers generation
-of the two images of each pair), "p2p" is the paper's settings (refine at every step, self-attention
-replacement for 40% of the steps in layers of at most 32x32 queries) with the prior on. Each mode gets
+of the two images of each pair), "p2p" is the paper's settings (Prompt-to-Prompt's own alignment and
+step rules: refine at every step, self-attention replacement for steps [0, int(0.4 * steps)) in layers
+of at most 32x32 queries) with the prior on. Each mode gets
 a warm-up call first (untimed, fewer steps, same shapes); then every repeat runs all modes in turn
 (stock 1, p2p 1, stock 4, p2p 4 pairs per call), each timed between CUDA synchronisations with the
 peak memory counter reset before it. Prints one JSON object: seconds per pair (median, min, max) and
@@ -133,7 +134,10 @@ def run_once(pipe: Any, pairs: int, config: P2PConfig, cuda: bool) -> tuple[floa
 
 
 def measure(pipe: Any, size: int, steps: int, repeats: int, warmup_steps: int, cuda: bool) -> dict[str, Any]:
-    base = P2PConfig(steps=steps, height=size, width=size)  # the paper's settings, prior on
+    # the paper's settings, prior on, with the self-attention limit pinned at 32x32 queries: the same
+    # as the paper's from-size rule at 1024 px, and at the tiny 64 px (where the rule gives 4) it keeps
+    # the tiny run replacing self-attention, as the full one does
+    base = P2PConfig(steps=steps, height=size, width=size, self_max_queries=32 * 32)
     configs = {"stock": P2PConfig(steps=steps, height=size, width=size, edit=False), "p2p": base}
     modes = [(name, pairs) for pairs in (1, 4) for name in ("stock", "p2p")]
     vae_dtypes = watch_vae(pipe)

@@ -2,10 +2,12 @@
 
 This is the textbook form (P2P-NOTES 1.5): every controlled layer makes its softmax probabilities,
 the target row's are overwritten from the source row's (refine on cross-attention, copy on
-self-attention), and the output is probabilities times values. The changed words' maps are the mean
-of their probability columns. It shares nothing with the engine's arithmetic: it reads only the
-controller's schedule (step, fractions), its batch layout and the alignment lists, so agreeing with it
-proves that the engine's fused form computes the same thing.
+self-attention), and the output is probabilities times values, as Prompt-to-Prompt's controller does
+it: P'_t = w * (P_s[..., mapper] * alpha + P_t * (1 - alpha)) + (1 - w) * P_t, with w the 0/1 weight
+of each target token's step window at this step. The changed words' maps are the mean of their
+probability columns. It shares nothing with the engine's arithmetic: it reads only the controller's
+schedule (step, per-token window weights, self-attention steps and limit), its batch layout and the
+alignment lists, so agreeing with it proves that the engine's fused form computes the same thing.
 """
 
 from __future__ import annotations
@@ -59,14 +61,15 @@ class ReferenceP2PProcessor:
         probs = attn.get_attention_scores(q, k, None)  # (batch * heads, n, keys)
         probs = probs.view(batch, attn.heads, n, -1).clone()
         start = 2 * len(self.alignments) if batch == 4 * len(self.alignments) else 0
+        window = ctl.cross_weights(ctl.steps)[ctl.step] if ctl.step < ctl.steps else None
         for i, (mapper, alpha) in enumerate(self.alignments):
             s, t = start + 2 * i, start + 2 * i + 1
             source, target = probs[s], probs[t]
             if is_cross:
                 edited = target
-                if ctl.cross_edit():
-                    a = torch.tensor(alpha, dtype=probs.dtype)
-                    edited = source[..., mapper] * a + target * (1 - a)
+                if window is not None and window[i].any():
+                    a, w = torch.tensor(alpha, dtype=probs.dtype), window[i].to(probs.dtype)
+                    edited = w * (source[..., mapper] * a + target * (1 - a)) + (1 - w) * target
                 if self.store is not None and self.words and n == self.prior_queries:
                     pos_a, pos_b = self.words[i]
                     self.store["a"][i] += source[..., pos_a].mean(-1).mean(0)

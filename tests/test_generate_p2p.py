@@ -258,21 +258,82 @@ def test_a_preset_for_another_family_fails_setup_with_one_line(pool: ModelPool) 
 
 def test_presets_and_settings() -> None:
     paper = P2PGenerate.resolve_settings({"diffusion": "m"}, "test")
-    assert (paper.size, paper.steps, paper.guidance, paper.self_replace, paper.self_max_queries) == (
+    assert (paper.size, paper.steps, paper.guidance, paper.cross_replace, paper.self_replace) == (
         1024,
         50,
         7.5,
+        1.0,
         0.4,
-        1024,
     )
+    # Prompt-to-Prompt's own rules, the layer limit from the width, the research code's word windows
+    assert (paper.alignment, paper.step_rule, paper.self_max_queries) == ("original", "original", None)
+    assert paper.cross_replace_words == {"confetti": 0.8}
     turbo = P2PGenerate.resolve_settings({"diffusion": "m", "preset": "turbo"}, "test")
     assert (turbo.family, turbo.size, turbo.steps, turbo.guidance) == ("sdxl", 512, 4, 0.0)
+    assert (turbo.alignment, turbo.step_rule, turbo.cross_replace_words) == ("whole-word", "proportional", {})
     sd15 = P2PGenerate.resolve_settings({"diffusion": "m", "preset": "sd15"}, "test")
-    assert (sd15.family, sd15.size, sd15.steps) == ("sd15", 512, 50)
+    assert (sd15.family, sd15.size, sd15.steps, sd15.alignment, sd15.step_rule) == (
+        "sd15",
+        512,
+        50,
+        "original",
+        "original",
+    )
+    assert sd15.self_max_queries == 256
     with pytest.raises(UsageError, match="size: Input should be a multiple of 8"):
         P2PGenerate.resolve_settings({"diffusion": "m", "size": 100}, "test")
     with pytest.raises(UsageError, match="unknown preset 'fast'"):
         P2PGenerate.resolve_settings({"diffusion": "m", "preset": "fast"}, "test")
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"alignment": "difflib"}, r"test\.alignment: Input should be 'original' or 'whole-word'"),
+        ({"step_rule": "ceil"}, r"test\.step_rule: Input should be 'original' or 'proportional'"),
+        ({"self_replace": [0.6, 0.2]}, r"test\.self_replace: a step window needs 0 <= start <= end <= 1"),
+        ({"cross_replace": 1.5}, r"test\.cross_replace: a step window needs"),
+        ({"self_replace": [0.1, 0.2, 0.3]}, r"test\.self_replace: a step window is a fraction or a"),
+        ({"cross_replace_words": {"dog": [0.5, 0.1]}}, r"cross_replace_words: dog: a step window needs"),
+        ({"cross_replace_words": {"hot dog": 0.5}}, r"cross_replace_words: a per-word window's key is one"),
+        ({"self_max_queries": -1}, r"test\.self_max_queries"),
+    ],
+)
+def test_bad_edit_settings_are_one_line_errors(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as error:
+        P2PGenerate.resolve_settings({"diffusion": "m", **settings}, "test")
+    assert "\n" not in str(error.value)
+
+
+def test_the_edit_settings_and_resolved_steps_are_in_the_record(pool: ModelPool) -> None:
+    words = {"bench": [0.25, 1.0]}
+    stage = _stage(pool, steps=4, self_replace=[0.25, 0.75], self_max_queries=None, cross_replace_words=words)
+    (record,) = stage(_batch(1))
+    generation = record.generation
+    assert {k: generation[k] for k in ("alignment", "step_rule", "cross_replace_words")} == {
+        "alignment": "original",
+        "step_rule": "original",
+        "cross_replace_words": {"bench": [0.25, 1.0]},
+    }
+    assert generation["self_replace"] == [0.25, 0.75] and generation["cross_replace"] == 1.0
+    # the width's limit (ceil(32 / 32) ** 2), and the steps the original rule edits of 4
+    assert generation["self_max_queries"] == 1 and generation["self_max_queries_from_size"] is True
+    assert generation["cross_steps"] == [0, 4] and generation["self_steps"] == [1, 3]
+    assert Record.from_dict(record.to_dict()).generation == generation
+
+
+def test_the_alignment_changes_image_b_only(pool: ModelPool) -> None:
+    # "boarder" is shared by both words: the original alignment keeps its source attention, the
+    # whole-word one does not; image a is the same either way
+    record = _record(
+        0, "a snowboarder on a bench", "a skateboarder on a bench", edit=Edit("snowboarder", "skateboarder")
+    )
+    made = {}
+    for alignment in ("original", "whole-word"):
+        (done,) = _stage(pool, alignment=alignment)([Record.from_dict(record.to_dict())])
+        made[alignment] = done.artifacts
+    assert np.array_equal(made["original"]["a"], made["whole-word"]["a"])
+    assert not np.array_equal(made["original"]["b"], made["whole-word"]["b"])
 
 
 def _recipe(pairs: Path, model: dict[str, Any], **generate: Any) -> dict[str, Any]:
@@ -294,6 +355,29 @@ def test_pairs_per_call_stays_out_of_the_fingerprint(tmp_path: Path) -> None:
 
     assert fingerprint(pairs_per_call=1) == fingerprint(pairs_per_call=8)
     assert fingerprint(steps=3) != fingerprint()
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"alignment": "whole-word"},
+        {"step_rule": "proportional"},
+        {"cross_replace": [0.0, 0.9]},
+        {"cross_replace_words": {"dog": 0.8}},
+        {"cross_replace_words": {"cat": 0.5}},
+        {"self_replace": [0.1, 0.4]},
+        {"self_max_queries": None},
+    ],
+)
+def test_the_edit_settings_are_in_the_fingerprint(tmp_path: Path, changed: dict[str, Any]) -> None:
+    model = {"role": "diffusion", "backend": "diffusers", "path": str(tmp_path)}
+
+    def fingerprint(**generate: Any) -> str:
+        recipe = load_recipe(_recipe(tmp_path / "p.jsonl", model, **generate))
+        return stage_fingerprint(recipe.stages[0], recipe, "upstream")
+
+    base = {"cross_replace_words": {"dog": 0.5}}  # sd15's preset: original rules, limit 256
+    assert fingerprint(**{**base, **changed}) != fingerprint(**base)
 
 
 def test_runs_write_the_prior_and_rerun_to_the_same_bytes(tmp_path: Path, tiny_models: Any) -> None:

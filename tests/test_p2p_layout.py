@@ -59,10 +59,11 @@ def test_every_sdxl_attention_layer_is_handled(sdxl_unet: Any, tmp_path: Any) ->
     request = PairRequest("a photo of a cat on the table", "a photo of a dog on the table", 0, "cat", "dog")
     controller = build_controller(pipe, [request], P2PConfig())  # the paper's settings at 1024 px
     # built before the call, on the UNet's device
-    built = {n: getattr(controller, n) for n in ("self_rows", "source_rows", "target_rows", "value_scale")}
-    assert (
-        all(t.device.type == "meta" for t in built.values()) and controller.value_mixes.device.type == "meta"
-    )
+    built = {n: getattr(controller, n) for n in ("self_rows", "source_rows", "target_rows")}
+    (phase,) = controller.phases  # every token follows the default window: one cross phase
+    built |= {"value_scale": phase.value_scale, "value_mixes": phase.value_mixes}
+    assert all(t.device.type == "meta" for t in built.values())
+    assert controller.self_max_queries == 32 * 32  # from the image size, as the SDXL port
     assert controller.prior is not None and controller.prior.grid == (32, 32)  # image size / 32
 
     stock = forward(sdxl_unet)
@@ -77,7 +78,8 @@ def test_every_sdxl_attention_layer_is_handled(sdxl_unet: Any, tmp_path: Any) ->
         ("attn2", (32, 32), "cross"): 60,  # refine, and the prior's maps at 32x32
     }
     assert len({name for name, _ in controller.trace}) == 140
-    assert all(getattr(controller, n) is t for n, t in built.items())
+    assert all(getattr(controller, n) is built[n] for n in ("self_rows", "source_rows", "target_rows"))
+    assert controller.phases == [phase] and phase.value_mixes is built["value_mixes"]
     # no index or constant is made during the call: the factory ops are the stock UNet's own
     assert {op: edited.seen[op] for op in FACTORIES} == {op: stock.seen[op] for op in FACTORIES}
     assert sdxl_unet.attn_processors.keys() == {name for name, _ in controller.trace}

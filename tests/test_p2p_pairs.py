@@ -12,7 +12,8 @@ import torch
 import imgdiff.p2p.pairs as pairs_module
 import imgdiff.p2p.processor as processor_module
 from imgdiff.p2p import P2PConfig, PairRequest, PromptError, generate_pairs, prompt_tokens
-from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from imgdiff.p2p.alignment import align
+from imgdiff.p2p.tokens import tokenize_prompt
 from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 SMALL = {"height": 64, "width": 64, "steps": 3, "self_max_queries": 64}
@@ -91,7 +92,7 @@ def test_fused_engine_matches_the_explicit_reference_end_to_end(
     fast = generate_pairs(pipe, PAIRS[:2], config)
     tok = pipe.tokenizer
     alignments = [
-        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        align("original", tok, tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
         for r in PAIRS[:2]
     ]
     monkeypatch.setattr(
@@ -105,16 +106,20 @@ def test_fused_engine_matches_the_explicit_reference_end_to_end(
 
 
 @pytest.mark.parametrize(
-    ("steps", "cross_replace", "self_replace", "cross_steps", "self_steps"),
+    ("rule", "steps", "cross_replace", "self_replace", "cross_steps", "self_steps"),
     [
-        (5, 0.6, 0.4, 3, 2),  # steps i < fraction * steps: 3.0 and 2.0
-        (4, 1.0, 0.4, 4, 2),  # the turbo preset: 1.6 covers steps 0 and 1
-        (25, 0.56, 0.28, 14, 7),  # 0.56 * 25 and 0.28 * 25 are a hair above 14 and 7 in floats
+        ("proportional", 5, 0.6, 0.4, 3, 2),  # steps i < fraction * steps: 3.0 and 2.0
+        ("proportional", 4, 1.0, 0.4, 4, 2),  # the turbo preset: 1.6 covers steps 0 and 1
+        ("proportional", 25, 0.56, 0.28, 14, 7),  # 0.56 * 25 and 0.28 * 25 are a hair above 14 and 7
+        ("original", 5, 0.6, 0.4, 3, 2),  # cross int(0.6 * 6) = 3, self int(5 * 0.4) = 2
+        ("original", 4, 1.0, 0.4, 4, 1),  # self int(1.6) = 1: step 0 only
+        ("original", 2, 0.4, 0.4, 1, 0),  # cross int(0.4 * 3) = 1, self int(0.8) = 0: none
     ],
 )
-def test_the_unet_call_of_step_i_follows_the_fractions(
+def test_the_unet_call_of_step_i_follows_the_step_rule(
     pipe: Any,
     monkeypatch: pytest.MonkeyPatch,
+    rule: str,
     steps: int,
     cross_replace: float,
     self_replace: float,
@@ -130,7 +135,11 @@ def test_the_unet_call_of_step_i_follows_the_fractions(
 
     monkeypatch.setattr(pairs_module, "build_controller", traced)
     config = P2PConfig(
-        **{**SMALL, "steps": steps}, cross_replace=cross_replace, self_replace=self_replace, prior=False
+        **{**SMALL, "steps": steps},
+        step_rule=rule,
+        cross_replace=cross_replace,
+        self_replace=self_replace,
+        prior=False,
     )
     generate_pairs(pipe, PAIRS[:1], config)
     layers = len(pipe.unet.attn_processors)
@@ -139,6 +148,15 @@ def test_the_unet_call_of_step_i_follows_the_fractions(
     per_step = [{path for _, path in trace[i * layers : (i + 1) * layers]} for i in range(steps)]
     assert [i for i, paths in enumerate(per_step) if "cross" in paths] == list(range(cross_steps))
     assert [i for i, paths in enumerate(per_step) if "self" in paths] == list(range(self_steps))
+
+
+def test_the_self_attention_limit_follows_the_image_width(pipe: Any) -> None:
+    def limit(**config: Any) -> int:
+        return pairs_module.build_controller(pipe, PAIRS[:1], P2PConfig(**config)).self_max_queries
+
+    # ceil(width / 32) ** 2, the width only (as the SDXL port); a set limit wins
+    assert [limit(height=64, width=w) for w in (64, 256, 200)] == [4, 64, 49]
+    assert limit(height=64, width=64, self_max_queries=0) == 0
 
 
 def test_processors_restored_after_an_exception(pipe: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from imgdiff.p2p import P2PConfig, PairRequest
+from imgdiff.p2p.alignment import align
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.processor import P2PAttnProcessor
-from imgdiff.p2p.tokens import refine_alignment, tokenize_prompt
+from imgdiff.p2p.tokens import tokenize_prompt
 from p2p_reference import ReferenceP2PProcessor, one_torch_thread, tiny_pipeline  # noqa: F401
 
 REQUESTS = [
@@ -70,11 +71,11 @@ def layer_inputs(pipe: Any, batch: int) -> dict[str, tuple[Any, torch.Tensor, to
 
 
 def reference_alignments(
-    pipe: Any, requests: list[PairRequest] = REQUESTS
+    pipe: Any, requests: list[PairRequest] = REQUESTS, method: str = "original"
 ) -> list[tuple[list[int], list[float]]]:
     tok = pipe.tokenizer
     return [
-        refine_alignment(tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
+        align(method, tok, tokenize_prompt(tok, r.prompt_a), tokenize_prompt(tok, r.prompt_b), 77)
         for r in requests
     ]
 
@@ -82,8 +83,19 @@ def reference_alignments(
 # guidance on: rows [uncond a0, b0, a1, b1, cond a0, b0, a1, b1], the conditional targets are edited;
 # off: [a0, b0, a1, b1], every target is
 @pytest.mark.parametrize(("guidance", "edited"), [(7.5, [5, 7]), (1.0, [1, 3])])
-def test_fused_form_equals_explicit_probabilities(pipe: Any, guidance: float, edited: list[int]) -> None:
-    config = P2PConfig(height=64, width=64, steps=10, self_max_queries=10**6, prior=False, guidance=guidance)
+@pytest.mark.parametrize("alignment", ["original", "whole-word"])
+def test_fused_form_equals_explicit_probabilities(
+    pipe: Any, guidance: float, edited: list[int], alignment: str
+) -> None:
+    config = P2PConfig(
+        height=64,
+        width=64,
+        steps=10,
+        self_max_queries=10**6,
+        prior=False,
+        guidance=guidance,
+        alignment=alignment,
+    )
     controller = build_controller(pipe, REQUESTS, config)
     stock = pipe.unet.attn_processors
     inputs = layer_inputs(pipe, controller.batch)
@@ -91,7 +103,7 @@ def test_fused_form_equals_explicit_probabilities(pipe: Any, guidance: float, ed
     untouched = [row for row in range(controller.batch) if row not in edited]
     paths = []
     controller.trace = paths
-    alignments = reference_alignments(pipe)
+    alignments = reference_alignments(pipe, method=alignment)
     with torch.no_grad():
         for name, (attn, hidden, context) in inputs.items():
             fast = P2PAttnProcessor(controller, stock[name], name)
@@ -103,6 +115,35 @@ def test_fused_form_equals_explicit_probabilities(pipe: Any, guidance: float, ed
             assert (got[untouched] - plain[untouched]).abs().max() < 1e-5, name
             assert (got[edited] - plain[edited]).abs().max() > 1e-3, name
     assert {path for _, path in paths} == {"self", "cross"}
+
+
+def test_per_word_windows_in_fused_form_equal_explicit_probabilities(pipe: Any) -> None:
+    # 10 steps, the original rule: "table" (pair 0's target, aligned) is refined at steps
+    # [0, int(0.5 * 11)) = 0-4, "bench." (pair 1's, written with its full stop) at
+    # [int(0.2 * 11), 10) = 2-9, the other tokens at every step; "dog" is in no target
+    words = (("table", 0.5), ("bench.", (0.2, 1.0)), ("dog", 0.3))
+    config = P2PConfig(
+        height=64, width=64, steps=10, self_max_queries=0, prior=False, cross_replace_words=words
+    )
+    controller = build_controller(pipe, REQUESTS, config)
+    assert len(controller.phases) == 3  # steps 0-1, 2-4, 5-9
+    stock = pipe.unet.attn_processors
+    inputs = {n: v for n, v in layer_inputs(pipe, controller.batch).items() if v[2] is not None}
+    alignments = reference_alignments(pipe)
+    outputs = {}
+    with torch.no_grad():
+        for step in (0, 3, 7):
+            controller.step = step
+            for name, (attn, hidden, context) in inputs.items():
+                got = P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+                want = ReferenceP2PProcessor(controller, stock[name], name, alignments=alignments)(
+                    attn, hidden, context
+                )
+                assert (got - want).abs().max() < 1e-5, (step, name)
+                outputs[step, name] = got
+    for name in inputs:  # the windows change the targets' outputs between the phases
+        assert (outputs[0, name][5] - outputs[7, name][5]).abs().max() > 1e-4
+        assert (outputs[0, name][7] - outputs[3, name][7]).abs().max() > 1e-4
 
 
 def test_unscheduled_steps_are_stock_bit_for_bit(pipe: Any) -> None:
@@ -147,7 +188,16 @@ def test_self_replacement_only_up_to_the_query_limit(pipe: Any) -> None:
 
 
 def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
-    config = P2PConfig(height=64, width=64, steps=10, cross_replace=0.5, self_max_queries=10**6, prior=True)
+    # "table" (in the third pair's target) has its own window: refined at steps 0-2 only
+    config = P2PConfig(
+        height=64,
+        width=64,
+        steps=10,
+        cross_replace=0.5,
+        cross_replace_words=(("table", 0.3),),
+        self_max_queries=10**6,
+        prior=True,
+    )
     # the third pair's target phrase holds an aligned word ("table"), whose map is the source's on
     # refined steps: the prior must follow the refine map, not just the target's own columns
     requests = [
@@ -174,7 +224,8 @@ def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
     store = {"a": torch.zeros(3, 64), "b": torch.zeros(3, 64)}
     alignments = reference_alignments(pipe, requests)
     with torch.no_grad():
-        for edited_step in (0, 9):  # refine on, then off (cross_replace 0.5 of 10 steps)
+        # refine on (all aligned tokens), on but for "table", off: [0, int(0.3 * 11)), [.., int(0.5 * 11))
+        for edited_step in (0, 4, 9):
             controller.step = edited_step
             for name, (attn, hidden, context) in inputs.items():
                 if context is None:

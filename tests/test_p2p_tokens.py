@@ -1,4 +1,4 @@
-"""Word -> token positions and the refine alignment, on the tiny and the real CLIP BPE."""
+"""Word -> token positions, on the tiny and the real CLIP BPE (alignments: test_p2p_alignment.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from imgdiff import clip_tokens
 from imgdiff.errors import UsageError
-from imgdiff.p2p.tokens import PromptError, phrase_positions, refine_alignment, tokenize_prompt
+from imgdiff.p2p.tokens import PromptError, phrase_positions, tokenize_prompt, word_positions
 from imgdiff.tiny.vocab import clip_tokenizer
 
 
@@ -67,40 +67,18 @@ def test_phrase_positions_are_the_words_tokens(which: str, request: pytest.Fixtu
     assert phrase_positions(prompt, "fire truck") is None and phrase_positions(prompt, "ire") is None
 
 
-def test_refine_alignment_of_an_inserted_word_on_the_real_tokenizer(real: Any) -> None:
-    # the classic example: the new word keeps its own attention, everything else takes the source's
-    source, target = (tokenize_prompt(real, t) for t in ("a photo of a cat", "a photo of a red cat"))
-    mapper, alpha = refine_alignment(source, target, 77)
-    assert alpha[:8] == [1, 1, 1, 1, 1, 0, 1, 1]
-    assert mapper[:5] == [0, 1, 2, 3, 4] and mapper[6] == 5  # "cat" moved one place right
-    assert mapper[7] == 6 and mapper[8] == 7  # end token -> end token, then padding in order
-    assert mapper[76] == 75 and alpha[8:] == [1.0] * 69
-
-
-def test_refine_alignment_keeps_multi_token_words_whole(tiny: Any) -> None:
-    # "xylophone" and "zebra" are not in the tiny vocabulary: several byte-level tokens each
-    source = tokenize_prompt(tiny, "a xylophone on the table")
-    target = tokenize_prompt(tiny, "a xylophone and a zebra on the table")
-    xylophone = span(tiny, "a", "xylophone")
-    assert len(xylophone) > 3
-    mapper, alpha = refine_alignment(source, target, 77)
-    assert [mapper[p] for p in xylophone] == xylophone and all(alpha[p] == 1 for p in xylophone)
-    new = span(tiny, "a xylophone", "and a zebra")
-    assert len(new) > 4 and all(alpha[p] == 0 for p in new)  # zebra's last byte "a" is not the word "a"
-    on_the_table = span(tiny, "a xylophone and a zebra", "on the table")
-    assert [mapper[p] for p in on_the_table] == span(tiny, "a xylophone", "on the table")
-    assert all(alpha[p] == 1 for p in on_the_table)
-
-
-def test_a_changed_multi_token_word_is_new_in_every_token(tiny: Any) -> None:
-    source, target = (tokenize_prompt(tiny, t) for t in ("a zebra on the table", "a giraffe on the table"))
-    mapper, alpha = refine_alignment(source, target, 77)
-    assert all(alpha[p] == 0 for p in span(tiny, "a", "giraffe"))
-    assert [mapper[p] for p in span(tiny, "a giraffe", "on the table")] == span(
-        tiny, "a zebra", "on the table"
-    )
-    # end and padding follow the source's end, which sits elsewhere when lengths differ
-    assert mapper[len(target.ids) + 1] == len(source.ids) + 1
+def test_word_positions_match_whitespace_words_exactly(tiny: Any) -> None:
+    # as Prompt-to-Prompt's per-word windows match: case and punctuation count, every occurrence
+    prompt = tokenize_prompt(tiny, "a dog, a Dog and a dog")
+    assert word_positions(prompt, "dog") == span(tiny, "a dog, a Dog and a", "dog")
+    assert word_positions(prompt, "dog,") == span(tiny, "a", "dog,")
+    assert word_positions(prompt, "a") == [
+        1,
+        *span(tiny, "a dog,", "a"),
+        *span(tiny, "a dog, a Dog and", "a"),
+    ]
+    assert word_positions(prompt, "Dog") == span(tiny, "a dog, a", "Dog")
+    assert word_positions(prompt, "cat") == [] and word_positions(prompt, "do") == []
 
 
 def test_a_tokeniser_that_does_not_split_at_words_is_refused() -> None:

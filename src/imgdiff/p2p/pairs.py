@@ -5,7 +5,9 @@ The call, as a recipe:
    that fails (`PromptError.index`) and retry the rest;
 2. lay the prompts out as [a0, b0, a1, b1, ...] and draw each pair's initial latent on the CPU from
    its seed alone, the same latent for a and b;
-3. build the controller once: refine alignments, index tensors, value mixes, prior weights;
+3. build the controller once: refine alignments (`config.alignment`), the edit schedule (step rule,
+   windows, per-word windows, the self-attention layer limit), index tensors, value mixes, prior
+   weights;
 4. install the processors, run the pipeline with `latents=` and a step callback (which advances the
    edit schedule and watches for NaN/inf), restore the processors in `finally`;
 5. turn the images to uint8 and the prior sums to per-pair maps; note the pairs whose image the
@@ -22,17 +24,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from imgdiff.p2p.prior import PriorCollector, layer_grids, prior_grid, prior_weights
+from imgdiff.p2p.alignment import align
+from imgdiff.p2p.prior import PriorCollector, layer_grids, prior_grid
 from imgdiff.p2p.processor import P2PController, installed
 from imgdiff.p2p.requests import P2PConfig, PairImages, PairRequest
+from imgdiff.p2p.schedule import Window, as_window, self_max_queries_from_size
 from imgdiff.p2p.tokens import (
     PromptError,
     PromptTokens,
     phrase_positions,
-    refine_alignment,
     text_token_ids,
     tokenize_prompt,
     window,
+    word_positions,
 )
 
 
@@ -140,16 +144,20 @@ def build_controller(
         prompts = [_checked_prompts(_tokenizer(pipe), request, i) for i, request in enumerate(requests)]
     guidance = config.guidance > 1 and pipe.unet.config.time_cond_proj_dim is None  # as the pipelines decide
     latent_hw = (config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor)
-    tokens = int(_tokenizer(pipe).model_max_length)
-    alignments = [refine_alignment(a, b, tokens) for a, b in prompts]
+    tokenizer = _tokenizer(pipe)
+    tokens = int(tokenizer.model_max_length)
+    alignments = [align(config.alignment, tokenizer, a, b, tokens) for a, b in prompts]
+    word_windows = [_word_windows(config, b) for _, b in prompts]
     controller = P2PController(
         [mapper for mapper, _ in alignments],
         [alpha for _, alpha in alignments],
         guidance=guidance,
         steps=config.steps,
-        cross_replace=config.cross_replace,
-        self_replace=config.self_replace,
-        self_max_queries=config.self_max_queries,
+        step_rule=config.step_rule,
+        cross_replace=as_window(config.cross_replace),
+        word_windows=word_windows,
+        self_replace=as_window(config.self_replace),
+        self_max_queries=self_max_queries(config),
         device=pipe.unet.device,
         dtype=pipe.unet.dtype,
     )
@@ -160,6 +168,23 @@ def build_controller(
     return controller
 
 
+def self_max_queries(config: P2PConfig) -> int:
+    """The self-attention layer limit: the configured one, or the SDXL port's from the image width."""
+    if config.self_max_queries is None:
+        return self_max_queries_from_size(config.width)
+    return config.self_max_queries
+
+
+def _word_windows(config: P2PConfig, target: PromptTokens) -> list[tuple[list[int], Window]]:
+    """The per-word cross windows that apply to the target prompt: (its positions, window)."""
+    out = []
+    for word, window_value in config.cross_replace_words:
+        positions = word_positions(target, word)
+        if positions:
+            out.append((positions, as_window(window_value)))
+    return out
+
+
 def _prior_collector(
     unet: Any,
     controller: P2PController,
@@ -168,9 +193,6 @@ def _prior_collector(
     latent_hw: tuple[int, int],
 ) -> PriorCollector:
     zeros = torch.zeros(controller.tokens)
-    edited, plain = prior_weights(
-        [w if w is not None else (zeros, zeros) for w in words], controller.mixes, controller.alphas
-    )
     grids = layer_grids(unet, latent_hw)
     grid = prior_grid(grids, config.height, config.width, config.prior_res_div)
     # the head counts of the cross-attention layers at that grid size the prior's sums
@@ -182,8 +204,11 @@ def _prior_collector(
     if not heads:
         raise ValueError(f"attention prior: no cross-attention layer at {grid[0]}x{grid[1]}")
     wanted = [w is not None for w in words]
-    device = unet.device
-    return PriorCollector(grid, controller.cond_start, edited.to(device), plain.to(device), wanted, heads)
+    word_weights = [w if w is not None else (zeros, zeros) for w in words]
+    collector = PriorCollector(grid, controller.cond_start, word_weights, wanted, heads, unet.device)
+    for phase in [None, *controller.phases]:  # the weights of every kind of step, before the call
+        collector.prepare(phase)
+    return collector
 
 
 def _word_weights(

@@ -20,9 +20,13 @@ from __future__ import annotations
 import logging
 import math
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from imgdiff.p2p.processor import CrossPhase
 
 log = logging.getLogger("imgdiff")
 
@@ -78,21 +82,32 @@ class PriorCollector:
         self,
         grid: tuple[int, int],
         cond_start: int,
-        weights_edited: torch.Tensor,
-        weights_plain: torch.Tensor,
+        word_weights: list[tuple[torch.Tensor, torch.Tensor]],
         wanted: list[bool],
         heads: set[int],
+        device: torch.device | str,
     ) -> None:
         self.grid = grid
         self.queries = grid[0] * grid[1]
         self.cond_start = cond_start
-        # (2 * pairs, tokens, 2) float32: rows a, b of each pair; columns: map a, map b
-        self.weights = {True: weights_edited, False: weights_plain}
+        self.word_weights = word_weights  # per pair (w_a, w_b), see `prior_weights`
+        self.device = device
+        # per cross phase key (None: no edit): (2 * pairs, tokens, 2) float32 on the device; rows a, b
+        # of each pair, columns map a, map b. `prepare` makes them before the call.
+        self.weights: dict[int | None, torch.Tensor] = {}
         self.wanted = wanted  # pairs whose words were found
         self.pairs = len(wanted)
-        rows, device = 2 * self.pairs, weights_plain.device
+        rows = 2 * self.pairs
         # per head count of the prior's layers: (rows, heads * queries, 2) sums, reduced at the end
         self.sums = {h: torch.zeros(rows, h * self.queries, 2, device=device) for h in sorted(heads)}
+
+    def prepare(self, phase: CrossPhase | None) -> torch.Tensor:
+        """The weight matrix for steps of `phase` (None: unedited steps), made once."""
+        key = None if phase is None else phase.key
+        if key not in self.weights:
+            mixes_alphas = None if phase is None else (phase.mixes, phase.alphas)
+            self.weights[key] = prior_weights(self.word_weights, mixes_alphas).to(self.device)
+        return self.weights[key]
 
     def keys(self, attn: torch.nn.Module, key: torch.Tensor) -> torch.Tensor:
         """The conditional rows' keys of a layer, scaled, as (rows * heads, head_dim, tokens)."""
@@ -102,14 +117,14 @@ class PriorCollector:
         k = key[self.cond_start :] * attn.scale
         return k.view(rows, k.shape[1], heads, -1).permute(0, 2, 3, 1).reshape(rows * heads, -1, k.shape[1])
 
-    def collect(self, query_heads: torch.Tensor, keys: torch.Tensor, edited: bool) -> None:
+    def collect(self, query_heads: torch.Tensor, keys: torch.Tensor, phase: CrossPhase | None) -> None:
         """Add one layer's maps; `query_heads` is the batch's (batch, heads, n, head_dim) queries,
-        `keys` what `keys()` made for the layer."""
+        `keys` what `keys()` made for the layer, `phase` the step's cross edit (None: none)."""
         batch, heads, n, head_dim = query_heads.shape
         q = query_heads[self.cond_start :].reshape(-1, n, head_dim)
         probs = torch.softmax(torch.bmm(q, keys), dim=-1, dtype=torch.float32)
         # the heads of a row share its two weight columns: (rows, heads * n, tokens) @ (rows, tokens, 2)
-        self.sums[heads].baddbmm_(probs.view(2 * self.pairs, heads * n, -1), self.weights[edited])
+        self.sums[heads].baddbmm_(probs.view(2 * self.pairs, heads * n, -1), self.prepare(phase))
 
     def maps(self) -> list[np.ndarray | None]:
         """Per pair: float16 (2, h, w), each channel scaled to [0, 1] by its maximum; None for pairs
@@ -129,20 +144,25 @@ class PriorCollector:
 
 
 def prior_weights(
-    word_weights: list[tuple[torch.Tensor, torch.Tensor]], mixes: torch.Tensor, alphas: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (2 * pairs, tokens, 2) weight matrices for edited and plain steps.
+    word_weights: list[tuple[torch.Tensor, torch.Tensor]],
+    mixes_alphas: tuple[torch.Tensor, torch.Tensor] | None,
+) -> torch.Tensor:
+    """The (2 * pairs, tokens, 2) weight matrix for one kind of step.
 
     `word_weights[i]` = (w_a, w_b): 1/count on the changed words' positions of each prompt (zeros
-    when absent); `mixes[i]` = G diag(alpha), the refine map onto the source's columns; `alphas[i]`.
-    Source row: [w_a, G diag(alpha) w_b]; target row: [0, (1 - alpha) w_b] (plain: [w_a, 0], [0, w_b]).
+    when absent). On edited steps `mixes_alphas` = (mixes, alphas) of the step's phase: `mixes[i]` =
+    G diag(alpha), the refine map onto the source's columns, and `alphas[i]`; None on unedited steps.
+    Edited: source row [w_a, G diag(alpha) w_b], target row [0, (1 - alpha) w_b]; unedited: [w_a, 0],
+    [0, w_b].
     """
-    pairs, tokens = len(word_weights), mixes.shape[-1]
-    edited = torch.zeros(2 * pairs, tokens, 2)
-    plain = torch.zeros(2 * pairs, tokens, 2)
+    pairs, tokens = len(word_weights), len(word_weights[0][0])
+    weights = torch.zeros(2 * pairs, tokens, 2)
     for i, (w_a, w_b) in enumerate(word_weights):
-        edited[2 * i, :, 0] = plain[2 * i, :, 0] = w_a
-        edited[2 * i, :, 1] = mixes[i] @ w_b
-        edited[2 * i + 1, :, 1] = (1 - alphas[i]) * w_b
-        plain[2 * i + 1, :, 1] = w_b
-    return edited, plain
+        weights[2 * i, :, 0] = w_a
+        if mixes_alphas is None:
+            weights[2 * i + 1, :, 1] = w_b
+        else:
+            mixes, alphas = mixes_alphas
+            weights[2 * i, :, 1] = mixes[i] @ w_b
+            weights[2 * i + 1, :, 1] = (1 - alphas[i]) * w_b
+    return weights

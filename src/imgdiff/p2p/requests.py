@@ -9,16 +9,24 @@ import numpy as np
 
 @dataclass(frozen=True)
 class P2PConfig:
-    """One call's generation and editing settings; the defaults are the paper's (METHOD.md 2)."""
+    """One call's generation and editing settings; the defaults are the paper's (METHOD.md 2), with
+    Prompt-to-Prompt's own alignment and step rules (`alignment.py`, `schedule.py`)."""
 
     steps: int = 50
     guidance: float = 7.5  # <= 1: guidance off (Turbo); only the conditional half is edited when on
     height: int = 1024
     width: int = 1024
-    # the first steps i < fraction * steps are edited (0.4 of 50: steps 0-19; 0.4 of 4: steps 0-1)
-    cross_replace: float = 1.0  # fraction of steps with cross-attention refine
-    self_replace: float = 0.4  # fraction of steps with self-attention replacement
-    self_max_queries: int = 1024  # only layers with at most this many queries (32x32 at 1024 px SDXL)
+    alignment: str = "original"  # or "whole-word"
+    step_rule: str = "original"  # or "proportional": how a window's fractions become steps
+    # step windows: a fraction f is [0, f); a (start, end) pair is [start, end)
+    cross_replace: float | tuple[float, float] = 1.0  # cross-attention refine
+    # per-word windows for the target prompt's words written exactly so: ((word, window), ...); none
+    # here (the stage's paper preset passes the research code's {"confetti": 0.8})
+    cross_replace_words: tuple[tuple[str, float | tuple[float, float]], ...] = ()
+    self_replace: float | tuple[float, float] = 0.4  # self-attention replacement ...
+    # ... in layers with at most this many queries; None: from the image width, as the SDXL port
+    # (ceil(width / 32) ** 2: 32x32 at 1024 px)
+    self_max_queries: int | None = None
     prior: bool = True  # collect the changed words' attention maps
     # the prior is taken at image size / this (layers of that resolution); a model without attention
     # there uses its nearest resolution (the tiny test pipelines do)

@@ -1,4 +1,4 @@
-"""Prompts as CLIP token positions: which tokens a word occupies, and the refine alignment of two prompts.
+"""Prompts as CLIP token positions: which tokens a word occupies (the alignments are in `alignment.py`).
 
 A prompt is tokenised piece by piece: each whitespace word, with leading and trailing punctuation split
 off as pieces of their own (so "hydrant." matches "hydrant"). CLIP's pre-tokeniser splits at whitespace
@@ -8,17 +8,10 @@ that is checked, and a piece the tokeniser would not split there stays joined to
 Positions count the start token: the first text token is position 1, as in the text encoder's input.
 Both SDXL tokenisers produce the same positions (they differ only in the padding token), so positions
 from `pipe.tokenizer` hold for every cross-attention layer.
-
-Refine alignment (Prompt-to-Prompt's "refine"): the two prompts' pieces are aligned with difflib, a
-piece being the tuple of its token ids, so a word of several tokens aligns as a whole or not at all.
-Every target token of an aligned piece takes the source token at the same place in the matching piece
-(alpha 1); tokens of new pieces keep their own attention (alpha 0). The start token maps to the start
-token, and the end and padding tokens map to the source's end and padding tokens in order.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +35,7 @@ class Piece:
     ids: tuple[int, ...]  # its token ids
     start: int  # position of its first token (the start token is position 0)
     is_word: bool
+    word: int  # index of the whitespace word it belongs to
 
     @property
     def positions(self) -> range:
@@ -53,6 +47,7 @@ class PromptTokens:
     text: str
     ids: tuple[int, ...]  # the text's tokens without start/end tokens
     pieces: tuple[Piece, ...]
+    words: tuple[str, ...]  # the whitespace words as written
 
 
 def text_token_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
@@ -80,18 +75,18 @@ def tokenize_prompt(tokenizer: Any, text: str) -> PromptTokens:
 
     pieces: list[Piece] = []
     position = 1
-    for word, split in zip(words, splits, strict=True):
+    for index, (word, split) in enumerate(zip(words, splits, strict=True)):
         if sum((encoded[p] for p, _ in split), []) != encoded[word]:
             split = [(word, True)]  # the tokeniser joins them here: keep the word whole
         for piece, is_word in split:
             ids = tuple(encoded[piece])
             name = (normalize_words(piece) or [piece.lower()])[0] if is_word else piece.lower()
-            pieces.append(Piece(name, ids, position, is_word))
+            pieces.append(Piece(name, ids, position, is_word, index))
             position += len(ids)
     joined = [i for piece in pieces for i in piece.ids]
     if joined != sentence:
         raise PromptError(f"untokenizable: {text!r} does not tokenise word by word")
-    return PromptTokens(text=text, ids=tuple(sentence), pieces=tuple(pieces))
+    return PromptTokens(text=text, ids=tuple(sentence), pieces=tuple(pieces), words=tuple(words))
 
 
 def normalize_words(phrase: str) -> list[str]:
@@ -117,26 +112,8 @@ def phrase_positions(prompt: PromptTokens, phrase: str) -> list[int] | None:
     return None
 
 
-def refine_alignment(
-    source: PromptTokens, target: PromptTokens, length: int
-) -> tuple[list[int], list[float]]:
-    """For each of the `length` target positions: the source position it takes its cross-attention
-    from, and alpha (1: aligned, takes the source's; 0: new, keeps its own)."""
-    mapper = list(range(length))
-    alpha = [1.0] * length
-    for piece in target.pieces:
-        for pos in piece.positions:
-            alpha[pos] = 0.0
-    matcher = difflib.SequenceMatcher(
-        a=[p.ids for p in source.pieces], b=[p.ids for p in target.pieces], autojunk=False
-    )
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            src, tgt = source.pieces[block.a + k], target.pieces[block.b + k]
-            for offset, pos in enumerate(tgt.positions):
-                mapper[pos], alpha[pos] = src.start + offset, 1.0
-    # The end token and the padding after it follow the source's end and padding, in order.
-    source_end, target_end = len(source.ids) + 1, len(target.ids) + 1
-    for pos in range(target_end, length):
-        mapper[pos] = min(source_end + pos - target_end, length - 1)
-    return mapper, alpha
+def word_positions(prompt: PromptTokens, word: str) -> list[int]:
+    """Token positions of every whitespace word written exactly as `word` (case and punctuation
+    count, as Prompt-to-Prompt's per-word windows match words); empty when there is none."""
+    hits = {i for i, w in enumerate(prompt.words) if w == word}
+    return [pos for piece in prompt.pieces if piece.word in hits for pos in piece.positions]

@@ -2,7 +2,10 @@
 
 The source caption (`caption_a`) and the edited one (`caption_b`) are denoised from one initial
 latent made from the record's seed alone, with the edited image's attention tied to the source's
-(refine; the engine is `imgdiff.p2p`). Several pairs share one pipeline call (`pairs_per_call`);
+(refine; the engine is `imgdiff.p2p`). How the target's tokens align with the source's and which
+steps and layers are edited are settings (`alignment`, `step_rule`, the step windows, per-word windows,
+`self_max_queries`); the `paper` preset is Prompt-to-Prompt's own code's rules (`imgdiff.p2p.alignment`,
+`imgdiff.p2p.schedule`). Several pairs share one pipeline call (`pairs_per_call`);
 the editing costs about 5% over plain two-image generation at 1 and at 4 pairs per call, while plain
 generation itself runs faster per pair at 4 (`benchmarks/p2p_speed.py`, PERFORMANCE.md).
 The pixels go out as the artifacts `a` and `b`; the changed words' attention maps as `prior`, which
@@ -33,10 +36,11 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from imgdiff.clip_tokens import WINDOW as CLIP_WINDOW
 from imgdiff.errors import UsageError
+from imgdiff.p2p.schedule import as_window, cross_steps, self_max_queries_from_size, self_steps
 from imgdiff.record import Record
 from imgdiff.settings import model_ref
 from imgdiff.stages.base import Stage, StageSettings
@@ -64,12 +68,39 @@ class P2PGenerateSettings(StageSettings):
     size: int = Field(ge=8, multiple_of=8)  # square images; height/width override it
     height: int | None = Field(None, ge=8, multiple_of=8)
     width: int | None = Field(None, ge=8, multiple_of=8)
-    cross_replace: float = Field(ge=0, le=1)  # share of steps whose cross-attention is refined
-    self_replace: float = Field(ge=0, le=1)  # share of steps whose self-attention is replaced ...
-    self_max_queries: int = Field(ge=0)  # ... in layers with at most this many queries
+    # How the target's tokens are aligned with the source's (imgdiff.p2p.alignment) and how a step
+    # window's fractions become steps (imgdiff.p2p.schedule); see the presets for each one's source.
+    alignment: Literal["original", "whole-word"]
+    step_rule: Literal["original", "proportional"]
+    # Step windows: a fraction f is [0, f), a [start, end) pair of fractions is itself.
+    cross_replace: float | list[float]  # steps whose cross-attention is refined ...
+    # ... except the target caption's words written exactly as a key, which follow their own window
+    cross_replace_words: dict[str, float | list[float]]
+    self_replace: float | list[float]  # steps whose self-attention is replaced ...
+    # ... in layers with at most this many queries; null: from the image width as the SDXL port
+    # does it, ceil(width / 32) ** 2 (1024 at 1024 px, 256 at 512 px)
+    self_max_queries: int | None = Field(ge=0)
     prior: bool = True  # keep the changed words' attention maps (aux `prior`)
     pairs_per_call: int = Field(4, ge=1)  # PERFORMANCE.md: at 4 the editing is nearly free
     max_prompt_tokens: int = Field(CLIP_WINDOW, ge=1, le=CLIP_WINDOW)
+
+    @field_validator("cross_replace", "self_replace")
+    @classmethod
+    def _window(cls, value: float | list[float]) -> float | list[float]:
+        as_window(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("cross_replace_words")
+    @classmethod
+    def _word_windows(cls, value: dict[str, float | list[float]]) -> dict[str, float | list[float]]:
+        for word, window in value.items():
+            if not word or word != word.strip() or " " in word:
+                raise ValueError(f"a per-word window's key is one whitespace word, got {word!r}")
+            try:
+                as_window(window)
+            except ValueError as error:
+                raise ValueError(f"{word}: {error}") from None
+        return value
 
 
 class P2PGenerate(Stage):
@@ -78,39 +109,57 @@ class P2PGenerate(Stage):
     version = 1
     Settings = P2PGenerateSettings
     PRESETS = {
-        # METHOD.md 2, from the research code and Data-Juicer's sdxl_prompt2prompt_mapper: SDXL-base
-        # 1.0 at 1024 px, 50 steps, guidance 7.5, refine with cross-attention controlled at every
-        # step and self-attention replaced for the first 40% of steps in layers of at most 32x32
-        # queries.
+        # METHOD.md 2, from the research code and Data-Juicer's sdxl_prompt2prompt_mapper (both run the
+        # SDXL port of Prompt-to-Prompt): SDXL-base 1.0 at 1024 px, 50 steps, guidance 7.5, refine
+        # with Prompt-to-Prompt's own token alignment and step rules, cross-attention controlled at
+        # every step and self-attention replaced for steps [int(50 * 0), int(50 * 0.4)) = 0-19 in
+        # layers of at most ceil(width / 32) ** 2 queries (32x32 at 1024 px). Both pass the per-word
+        # windows {"default_": 1.0, "confetti": 0.8} verbatim (the port's README example): a target
+        # caption with the word "confetti" refines it for int(0.8 * 51) = 40 steps only.
         "paper": {
             "family": "sdxl",
             "size": 1024,
             "steps": 50,
             "guidance": 7.5,
+            "alignment": "original",
+            "step_rule": "original",
             "cross_replace": 1.0,
+            "cross_replace_words": {"confetti": 0.8},
             "self_replace": 0.4,
-            "self_max_queries": 32 * 32,
+            "self_max_queries": None,
         },
         # Ours (the paper has no Turbo pairs): SDXL-Turbo's own sampling from its model card (512 px,
-        # 4 steps, guidance off) with the paper's attention control. At 512 px the layers the paper
-        # controls at 32x32 queries have 16x16, so the limit follows them.
+        # 4 steps, guidance off) with the paper's fractions, read as shares of the steps (proportional:
+        # self-attention on steps 0-1 of 4; the original's rule would replace it on step 0 only, and at
+        # 2 steps on none), and the whole-word alignment: an object word that changes is new in every
+        # token, so a sub-token it shares with the old word ("snow|boarder" -> "skate|boarder") does
+        # not keep the old object's attention, and the end token and padding follow the source's in
+        # order instead of landing on the source's words when the target is shorter. The layer limit
+        # follows the size as in the paper (16x16 at 512 px).
         "turbo": {
             "family": "sdxl",
             "size": 512,
             "steps": 4,
             "guidance": 0.0,
+            "alignment": "whole-word",
+            "step_rule": "proportional",
             "cross_replace": 1.0,
+            "cross_replace_words": {},
             "self_replace": 0.4,
-            "self_max_queries": 16 * 16,
+            "self_max_queries": None,
         },
         # Stable Diffusion 1.5 as Prompt-to-Prompt's own code ran SD 1.x: 512 px, 50 steps, guidance
-        # 7.5, self-attention replaced in layers of at most 16x16 queries; the paper's fractions.
+        # 7.5, its alignment and step rules, self-attention replaced in layers of at most 16x16
+        # queries (its fixed limit, which is the size rule's at 512 px); the paper's fractions.
         "sd15": {
             "family": "sd15",
             "size": 512,
             "steps": 50,
             "guidance": 7.5,
+            "alignment": "original",
+            "step_rule": "original",
             "cross_replace": 1.0,
+            "cross_replace_words": {},
             "self_replace": 0.4,
             "self_max_queries": 16 * 16,
         },
@@ -130,14 +179,20 @@ class P2PGenerate(Stage):
             )
         self.pairs_per_call = s.pairs_per_call  # halved on CUDA out-of-memory, for the worker's life
         height, width = s.height or s.size, s.width or s.size
+        self_max_queries = s.self_max_queries
+        if self_max_queries is None:
+            self_max_queries = self_max_queries_from_size(width)
         self.config = P2PConfig(
             steps=s.steps,
             guidance=s.guidance,
             height=height,
             width=width,
-            cross_replace=s.cross_replace,
-            self_replace=s.self_replace,
-            self_max_queries=s.self_max_queries,
+            alignment=s.alignment,
+            step_rule=s.step_rule,
+            cross_replace=_window_value(s.cross_replace),
+            cross_replace_words=tuple((w, _window_value(v)) for w, v in s.cross_replace_words.items()),
+            self_replace=_window_value(s.self_replace),
+            self_max_queries=self_max_queries,
             prior=s.prior,
         )
         entry = models.entries[s.diffusion]
@@ -154,9 +209,16 @@ class P2PGenerate(Stage):
             "guidance": s.guidance,
             "height": height,
             "width": width,
+            "alignment": s.alignment,
+            "step_rule": s.step_rule,
             "cross_replace": s.cross_replace,
+            "cross_replace_words": dict(s.cross_replace_words),
             "self_replace": s.self_replace,
-            "self_max_queries": s.self_max_queries,
+            "self_max_queries": self_max_queries,  # resolved: the setting, or from the width
+            "self_max_queries_from_size": s.self_max_queries is None,
+            # the steps (0-based, [start, end)) the default windows edit under the step rule
+            "cross_steps": _steps(cross_steps(s.step_rule, as_window(s.cross_replace), s.steps)),
+            "self_steps": _steps(self_steps(s.step_rule, as_window(s.self_replace), s.steps)),
         }
 
     def __call__(self, records: list[Record]) -> list[Record]:
@@ -266,6 +328,14 @@ class P2PGenerate(Stage):
         record.artifacts["b"] = images.b
         if images.prior is not None:
             record.artifacts["prior"] = np.asarray(images.prior, dtype=np.float16)
+
+
+def _window_value(value: float | list[float]) -> float | tuple[float, float]:
+    return value if isinstance(value, float) else as_window(value)
+
+
+def _steps(steps: range) -> list[int]:
+    return [steps.start, max(steps.start, steps.stop)]
 
 
 def _empty_cuda_cache() -> None:
