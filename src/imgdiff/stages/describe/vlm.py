@@ -153,9 +153,7 @@ class VlmDescribe(Stage):
             Box(pair, region)
             for pair in pairs
             if pair.record.kept and not self._pair_reason(pair.record)
-            for region, (found, _) in zip(
-                pair.record.regions, self.walk(pair.record, planning=True), strict=True
-            )
+            for region, (found, _) in zip(pair.record.regions, self.walk(pair.record), strict=True)
             if found == state
         ]
 
@@ -223,7 +221,7 @@ class VlmDescribe(Stage):
             record.reject(self.name, reason)
             return
         accepted = 0
-        for region, (state, why) in zip(record.regions, self.walk(record, planning=False), strict=True):
+        for region, (state, why) in zip(record.regions, self.walk(record), strict=True):
             if state == "earlier":
                 continue
             region.rejected_by = region.reason = None
@@ -243,11 +241,12 @@ class VlmDescribe(Stage):
             return True
         if self._pair_reason(record) is not None:
             return False
-        return any(state in ("caption", "difference") for state, _ in self.walk(record, planning=True))
+        return any(state in ("caption", "difference") for state, _ in self.walk(record))
 
-    def walk(self, record: Record, planning: bool) -> list[tuple[State, str | None]]:
-        """Each box's state in order, with the reason of a rejected one. The cap counts accepted
-        boxes, and with `planning` also the boxes still waiting for work (they may be accepted)."""
+    def walk(self, record: Record) -> list[tuple[State, str | None]]:
+        """Each box's state in order, with the reason of a rejected one. The cap counts the accepted
+        boxes and those still waiting for work (they may be accepted), so scoring never asks for
+        more boxes than the reference's one-by-one loop would."""
         s = self.settings
         accepted = waiting = 0
         states: list[tuple[State, str | None]] = []
@@ -255,7 +254,7 @@ class VlmDescribe(Stage):
             if region.rejected_by not in (None, self.name):  # dropped by an earlier stage
                 states.append(("earlier", None))
                 continue
-            if s.max_regions is not None and accepted + (waiting if planning else 0) >= s.max_regions:
+            if s.max_regions is not None and accepted + waiting >= s.max_regions:
                 states.append(("rejected", f"max_regions: {s.max_regions} already accepted"))
                 continue
             state, reason = self._box_state(region)
