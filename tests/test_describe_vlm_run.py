@@ -13,6 +13,9 @@ import pytest
 
 import imgdiff
 from imgdiff.cli import main
+from imgdiff.record import Record
+from imgdiff.stages.describe.vlm import VlmDescribe
+from imgdiff.store import RunStore
 from openai_server import ChatServer, _images_of, _last_user_text
 from pairs_data import write_pairs
 
@@ -93,12 +96,24 @@ def rethresholded(tmp_path_factory: pytest.TempPathFactory, server: ChatServer, 
     return spec, out, {r.id for r in described}
 
 
-def test_rethreshold_marks_the_admitted_boxes_not_described(rethresholded: Any) -> None:
-    _, out, ids = rethresholded
-    for record in imgdiff.load_records(out):
+def test_rethreshold_leaves_stored_outputs_that_the_stage_calls_incomplete(rethresholded: Any) -> None:
+    spec, out, ids = rethresholded
+    stage = VlmDescribe(
+        VlmDescribe.resolve_settings({**_describe(spec), "clip_similarity_lt": 0.9999}, "test")
+    )
+    stored = {
+        line["in"]: Record.from_dict(line["out"][0]) for line in RunStore(out).read_parts("describe").values()
+    }
+    assert all(stage.incomplete(stored[i]) for i in ids)  # what the engine must hand back to the stage
+    for record in imgdiff.load_records(out):  # until it does: the admitted boxes wait, with a reason
         if record.id in ids:
             assert {region.reason.split(":")[0] for region in record.regions} <= {"not_described", "area_min"}
             assert any(region.reason.startswith("not_described") for region in record.regions)
+
+
+def _describe(spec: dict[str, Any]) -> dict[str, Any]:
+    (settings,) = [stage["describe"] for stage in spec["stages"] if "describe" in stage]
+    return {k: v for k, v in settings.items() if k != "method"}
 
 
 @pytest.mark.xfail(
