@@ -270,13 +270,20 @@ def test_bad_images_reject_the_record(server: ChatServer, tiny_models: Any) -> N
     missing = Record(id="m", source_index=0, seed=0, regions=[Region(box=BOXES[0], source="diff")])
     mismatched = record(BOXES[:1], 1)
     mismatched.artifacts["b"] = B[:50]
-    out = described(stage, [missing, mismatched, record([[500.0, 500.0, 600.0, 600.0], BOXES[0]], 2)])
+    out = described(
+        stage,
+        [
+            missing,
+            mismatched,
+            record([[500.0, 500.0, 600.0, 600.0], [float("nan"), 0.0, 9.0, 9.0], BOXES[0]], 2),
+        ],
+    )
     assert [r.reason.split(":")[0] if r.reason else None for r in out] == [
         "missing_image",
         "size_mismatch",
         None,
     ]
-    assert reasons(out[2]) == ["empty_box", None]
+    assert reasons(out[2]) == ["empty_box", "empty_box", None]
 
 
 class TestVlmDescribeContract(StageContract):

@@ -142,7 +142,11 @@ class VlmDescribe(Stage):
             return None
         height, width = a.shape[:2]
         for region in record.regions:
-            x1, y1, x2, y2 = np.clip(region.box, 0, [width, height, width, height])
+            box = np.asarray(region.box, dtype=np.float64)
+            if box.shape != (4,) or not np.isfinite(box).all():  # a malformed box covers nothing
+                region.scores["area"] = 0.0
+                continue
+            x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
             region.scores["area"] = float(max(x2 - x1, 0) * max(y2 - y1, 0) / (width * height))
         return Pair(record, a, b)
 
@@ -269,7 +273,7 @@ class VlmDescribe(Stage):
         if area is None:
             return "rejected", "area_min: score area missing"
         if area <= 0:
-            return "rejected", "empty_box: the box lies outside the image"
+            return "rejected", "empty_box: the box covers no pixel of the image"
         if s.area_min is not None and area < s.area_min:
             return "rejected", f"area_min: area {area:.4g} < {s.area_min:g}"
         if s.area_max is not None and area > s.area_max:
