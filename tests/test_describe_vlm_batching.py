@@ -106,13 +106,13 @@ def test_one_generate_call_per_batch_per_prompt_kind(spied: Any) -> None:
 
 def test_batched_greedy_equals_one_at_a_time(spied: Any) -> None:
     stage, spy = spied()
-    batched = stage(records())
+    batched = stage(records()[:2])  # 12 region prompts, then 6 difference prompts
     vl = spy.vl
     spy.close()  # compare on the plain backend
     compared = sum(compare_batched_with_single(vl, prompts, max_new_tokens=8) for prompts in spy.prompts)
-    assert compared >= 8 * 27 // 2
-    if compared == 8 * 27:  # every step had a clear margin: the stage's whole output agrees too
-        alone = make_stage_like(stage, generate_batch_size=1)(records())
+    assert compared >= 8 * 18 // 2
+    if compared == 8 * 18:  # every step had a clear margin: the stage's whole output agrees too
+        alone = make_stage_like(stage, generate_batch_size=1)(records()[:2])
         assert [r.to_dict() for r in alone] == [r.to_dict() for r in batched]
 
 
