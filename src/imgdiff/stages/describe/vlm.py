@@ -110,7 +110,7 @@ class VlmDescribe(Stage):
     def __call__(self, records: list[Record]) -> list[Record]:
         pairs = [pair for pair in (self._pair(record) for record in records) if pair is not None]
         if self.settings.naturalness:
-            self._ask_natural([p for p in pairs if "describe.natural" not in p.record.scores])
+            self._ask_natural([p for p in pairs if f"{self.name}.natural" not in p.record.scores])
         while True:
             # 1. the region captions of every box the decision can reach now, in one round
             captions = self._reachable(pairs, "caption")
