@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
-# FastSAM-x (a few minutes) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of
-# ~3,000-token prompts wants the H200's memory):
+# FastSAM-x (a few minutes), LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token
+# prompts wants the H200's memory) and the describe stage against the reference's one-prompt-at-a-time
+# loop on that model (a few minutes):
 #   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
@@ -48,4 +49,6 @@ if [ -n "$all" ]; then
   # figures also go to stderr as they are measured, so a timeout still leaves the plain-generate ones
   timeout 420 "$python" benchmarks/generation_speed.py --full > "$out/generation_speed.json" || true
   cat "$out/generation_speed.json"
+  timeout 480 "$python" benchmarks/describe_speed.py --full > "$out/describe_speed.json" || true
+  cat "$out/describe_speed.json"
 fi

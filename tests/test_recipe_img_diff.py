@@ -1,7 +1,8 @@
 """The built-in `img-diff` recipe end to end through the CLI, on tiny models: captions -> LLM edits
 (a real local OpenAI-compatible server with scripted answers) -> Prompt-to-Prompt pairs on a tiny
-SDXL -> CLIP pair filter -> semantic regions (tiny CLIP, BLIP, FastSAM) -> template descriptions ->
-LLaVA export."""
+SDXL -> CLIP pair filter -> semantic regions (tiny CLIP, BLIP, FastSAM) -> `describe`/`vlm`
+(scripted region and difference captions from the same server, the tiny CLIP and BLIP) -> LLaVA
+export."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from imgdiff.cli import main
 from imgdiff.record import Record
-from openai_server import ChatServer
+from openai_server import ChatServer, _images_of, _last_user_text
 
 # caption, old object, new object: the edit the scripted LLM answers for that caption
 CAPTIONS = [
@@ -36,6 +37,19 @@ def scripted_edit(body: dict[str, Any]) -> str:
     return json.dumps({"edited_caption": caption.replace(old, new), "old_object": old, "new_object": new})
 
 
+def scripted(body: dict[str, Any]) -> str:
+    """The LLM's edits, and for vision prompts the VL model's captions: a region caption names the
+    image's mean colour (so the two sides differ), a difference caption echoes its hints."""
+    user = [m for m in body["messages"] if m["role"] == "user"][-1]
+    if isinstance(user["content"], str):
+        return scripted_edit(body)
+    text, (image,) = _last_user_text(body["messages"]), _images_of(user["content"])
+    if text.startswith("Please provide a short description"):
+        red, green, blue = (int(v) for v in image.reshape(-1, 3).mean(axis=0))
+        return f"a thing of colour {red} {green} {blue}"
+    return "The boxes differ: " + text.split("Hints: ", 1)[1].split(" What is", 1)[0]
+
+
 def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int:
     sets = {
         "source.path": captions,
@@ -48,8 +62,15 @@ def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int
         **{f"models.{name}.id": "null" for name in ("clip", "blip")},
         **{f"models.{name}.path": tiny_models(name)["path"] for name in ("clip", "blip", "fastsam")},
         "models.fastsam.imgsz": 64,
+        "models.llava.backend": "openai",
+        "models.llava.id": "null",
+        "models.llava.dtype": "float32",
+        "models.llava.base_url": server.url,
+        "models.llava.model": "scripted",
         "generate.size": 64,
         "generate.steps": 2,
+        # the tiny random BLIP's cosines say nothing: only the CLIP rule and the box rules decide here
+        "describe.blip_cosine_gt": "null",
     }
     args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
     return main(["run", "img-diff", "--out", str(out), "--no-progress", *args])
@@ -59,7 +80,7 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
     captions = tmp_path / "captions.json"
     captions.write_text(json.dumps([{"image_id": i, "caption": c} for i, (c, _, _) in enumerate(CAPTIONS)]))
     out = tmp_path / "run"
-    with ChatServer(scripted_edit) as server:
+    with ChatServer(scripted) as server:
         assert _run(out, captions, server, tiny_models) == 0
         assert len(server.requests) >= len(CAPTIONS)
 
@@ -74,6 +95,11 @@ def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> No
         assert record.generation["seed"] == record.seed and record.generation["height"] == 64
         for rel in (record.images["a"], record.images["b"], record.aux["prior"]):
             assert (out / rel).is_file()
+    # A tiny random SDXL barely changes the edited image, so the pixel filter usually stops every
+    # pair before `describe`; describe/vlm through the engine is tests/test_describe_vlm_run.py.
+    for record in records:
+        for region in record.regions if record.kept else []:
+            assert region.rejected_by is not None or region.difference.startswith("The boxes differ: ")
 
     stats = json.loads((out / "stats.json").read_text())
     funnel = {s["stage"]: s for s in stats["stages"]}
@@ -94,6 +120,7 @@ def test_img_diff_is_a_builtin_recipe(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["recipes", "show", "img-diff"]) == 0
     shown = capsys.readouterr().out
     assert "type: captions" in shown and "method: p2p" in shown and "pairs_per_call: 4" in shown
+    assert "method: vlm" in shown and "llava-hf/llava-v1.6-vicuna-7b-hf" in shown
 
 
 def test_img_diff_without_a_captions_file_says_which_setting(

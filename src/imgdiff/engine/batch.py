@@ -86,7 +86,11 @@ def process(
     for record in records:
         entry = stored.get(record.id)
         if entry is not None and entry["fp"] == step.fingerprint:
-            outputs[record.id] = [Record.from_dict(d) for d in entry["out"]]
+            stored_out = [Record.from_dict(d) for d in entry["out"]]
+            if len(stored_out) == 1 and stored_out[0].kept and step.incomplete(stored_out[0]):
+                todo.append(stored_out[0])  # a re-decision reaches work it lacks: the stage adds just that
+            else:
+                outputs[record.id] = stored_out
         else:
             todo.append(record)
     counts.reused = len(outputs)

@@ -44,6 +44,9 @@ class SourceStep:
     def decide(self, record: Record) -> None:
         """The source has no decision: what it could not load it rejected while loading."""
 
+    def incomplete(self, record: Record) -> bool:
+        return False
+
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         return []
 
@@ -72,6 +75,9 @@ class StageStep:
 
     def decide(self, record: Record) -> None:
         self.stage.decide(record)
+
+    def incomplete(self, record: Record) -> bool:
+        return self.stage.incomplete(record)
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         return self.stage.side_rows(scored, decided)

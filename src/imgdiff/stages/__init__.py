@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from imgdiff.stages.base import Stage
 from imgdiff.stages.describe.template import TemplateDescribe
+from imgdiff.stages.describe.vlm import VlmDescribe
 from imgdiff.stages.edit.lexicon import LexiconEdit
 from imgdiff.stages.edit.llm import LLMEdit
 from imgdiff.stages.generate.p2p import P2PGenerate
@@ -23,5 +24,5 @@ STAGES: dict[str, dict[str, type[Stage]]] = {
     "generate": {"p2p": P2PGenerate},
     "pair_filter": {"clip": ClipPairFilter, "pixel": PixelPairFilter},
     "regions": {"pixel": PixelRegions, "semantic": SemanticRegions},
-    "describe": {"template": TemplateDescribe},
+    "describe": {"template": TemplateDescribe, "vlm": VlmDescribe},
 }

@@ -51,6 +51,12 @@ class Stage:
         if reason is not None:
             record.reject(self.name, reason)
 
+    def incomplete(self, record: Record) -> bool:
+        """Whether the current decision reaches work that this stored output lacks (a box a
+        rethreshold admitted, say). The engine then calls the stage on the stored output, which
+        computes just that work; stages that decide whole records never have any."""
+        return False
+
     def failed_threshold(self, scores: dict[str, float], prefix: str = "") -> Reason | None:
         """The first set `<score>_min|max|gt|lt` threshold that `scores[prefix + score]` fails, as
         a reason (code "changed_area_min", detail "changed_area 0 < 0.002"); None when all pass.
