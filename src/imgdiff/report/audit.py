@@ -2,7 +2,7 @@
 
 The paper rated 1,000 samples: box correct 78.9%, content captions high quality 80.1%, difference
 captions high quality 70.4%. `draw` picks a deterministic sample of the samples an export writes
-(one per kept, described box: `export.base.samples_of`), ranked by a hash of the run seed and the
+(one per kept, described box: `export.samples.difference_samples`), ranked by a hash of the run seed and the
 sample id, and writes `DIR/audit/sheet.csv` to fill in and `sheet.html` to look at. `score` reads a
 filled sheet: for each axis, the share of each rating among the rated rows with a 95% Wilson
 interval (it stays inside [0, 1] and is honest for small samples, unlike the normal approximation).
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from imgdiff.errors import UsageError
-from imgdiff.export.base import samples_of
+from imgdiff.export.samples import difference_samples
 from imgdiff.record import Record, Region, TruthBox
 from imgdiff.store import RunStore
 
@@ -71,8 +71,8 @@ def draw(run_dir: Path, n: int) -> list[dict[str, str]]:
             record = _readable(raw)
         except (TypeError, ValueError, KeyError, AttributeError):
             continue  # a record this version cannot read has no sample to audit
-        for k, region in samples_of(record):
-            sample = f"{record.id}_{k}"
+        for difference in difference_samples(record):
+            sample, region = difference.id, record.regions[difference.index]
             rank = int.from_bytes(hashlib.sha256(f"{seed}:{sample}".encode()).digest()[:8], "big")
             row = {
                 "sample": sample,
