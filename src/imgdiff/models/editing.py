@@ -86,7 +86,9 @@ class EditingModel:
         height, width = requests[0].image.shape[:2]
         multiple = MULTIPLE_OF[self.family]
         if height % multiple or width % multiple:
-            raise ValueError(f"{self.family} needs sizes that are multiples of {multiple}, got {width}x{height}")
+            raise ValueError(
+                f"{self.family} needs sizes that are multiples of {multiple}, got {width}x{height}"
+            )
         generators = [torch.Generator("cpu").manual_seed(r.seed) for r in requests]
         common: dict[str, Any] = {
             "prompt": [r.instruction for r in requests],
@@ -101,7 +103,12 @@ class EditingModel:
         elif self.family == "flux-kontext":
             # Kontext scales the output to `max_area` at the requested aspect ratio: asking for the
             # working size's own area keeps it.
-            extra = {"guidance_scale": sampling.guidance, "height": height, "width": width, "max_area": height * width}
+            extra = {
+                "guidance_scale": sampling.guidance,
+                "height": height,
+                "width": width,
+                "max_area": height * width,
+            }
         else:
             extra = {"true_cfg_scale": sampling.guidance, "height": height, "width": width}
             if sampling.negative_prompt is not None:
@@ -109,7 +116,9 @@ class EditingModel:
         result = self.pipe(**common, **extra)
         images = np.asarray(result.images)
         if images.shape[1:3] != (height, width):
-            raise ValueError(f"{self.family} returned {images.shape[2]}x{images.shape[1]}, asked {width}x{height}")
+            raise ValueError(
+                f"{self.family} returned {images.shape[2]}x{images.shape[1]}, asked {width}x{height}"
+            )
         # Non-finite pixels stay visible to the caller: NaN becomes 0 here only after it is counted.
         return [_to_uint8(image) for image in images]
 

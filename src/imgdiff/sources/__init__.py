@@ -6,6 +6,7 @@ from imgdiff.sources.base import Source
 from imgdiff.sources.captions import CaptionsSource
 from imgdiff.sources.copy_paste import CopyPasteSource
 from imgdiff.sources.pairs import PairsSource
+from imgdiff.sources.photos import PhotosSource
 from imgdiff.sources.synthetic import SyntheticSource
 
 SOURCES: dict[str, type[Source]] = {
@@ -13,4 +14,5 @@ SOURCES: dict[str, type[Source]] = {
     "pairs": PairsSource,
     "copy_paste": CopyPasteSource,
     "synthetic": SyntheticSource,
+    "photos": PhotosSource,
 }

@@ -10,6 +10,7 @@ from imgdiff.stages.base import Stage
 from imgdiff.stages.describe.template import TemplateDescribe
 from imgdiff.stages.edit.lexicon import LexiconEdit
 from imgdiff.stages.edit.llm import LLMEdit
+from imgdiff.stages.generate.instruct import InstructGenerate
 from imgdiff.stages.generate.p2p import P2PGenerate
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
 from imgdiff.stages.regions.pixel import PixelRegions
@@ -18,7 +19,7 @@ FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "edit": {"lexicon": LexiconEdit, "llm": LLMEdit},
-    "generate": {"p2p": P2PGenerate},
+    "generate": {"p2p": P2PGenerate, "instruct": InstructGenerate},
     "pair_filter": {"pixel": PixelPairFilter},
     "regions": {"pixel": PixelRegions},
     "describe": {"template": TemplateDescribe},

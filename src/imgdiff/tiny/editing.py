@@ -53,7 +53,8 @@ FULL: dict[str, dict[str, Any]] = {
                  "temperal_downsample": [False, True, True]},
     "qwen_vl_text": {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
                      "num_attention_heads": 28, "num_key_value_heads": 4,
-                     "rope_scaling": {"type": "mrope", "rope_type": "default", "mrope_section": [16, 24, 24]}},
+                     "rope_scaling": {"type": "mrope", "rope_type": "default",
+                                      "mrope_section": [16, 24, 24]}},
     "qwen_vl_vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
                        "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31]},
 }  # fmt: skip
@@ -96,29 +97,49 @@ def make_tiny_instruct_pix2pix(out: Path) -> Path:
 
 def make_tiny_flux_kontext(out: Path) -> Path:
     """A tiny random FLUX.1 Kontext pipeline (CLIP + T5 text, a 1 + 1 layer transformer) at `out`."""
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxKontextPipeline, FluxTransformer2DModel
+    from diffusers import (
+        AutoencoderKL,
+        FlowMatchEulerDiscreteScheduler,
+        FluxKontextPipeline,
+        FluxTransformer2DModel,
+    )
     from transformers import CLIPTextModel, T5Config, T5EncoderModel
 
     with fixed_seed(), tempfile.TemporaryDirectory() as work:
         tokenizer = clip_tokenizer(Path(work))
         tokenizer_2 = t5_tokenizer()
         t5 = T5Config(vocab_size=len(tokenizer_2), d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-                      pad_token_id=tokenizer_2.pad_token_id, eos_token_id=tokenizer_2.eos_token_id)  # fmt: skip
+                      pad_token_id=tokenizer_2.pad_token_id,
+                      eos_token_id=tokenizer_2.eos_token_id)  # fmt: skip
         pipe = FluxKontextPipeline(
             scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
             vae=AutoencoderKL(
-                block_out_channels=(4, 8, 8, 8), layers_per_block=1, latent_channels=4, norm_num_groups=4,
-                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-                use_quant_conv=False, use_post_quant_conv=False, scaling_factor=0.3611, shift_factor=0.1159,
+                block_out_channels=(4, 8, 8, 8),
+                layers_per_block=1,
+                latent_channels=4,
+                norm_num_groups=4,
+                down_block_types=("DownEncoderBlock2D",) * 4,
+                up_block_types=("UpDecoderBlock2D",) * 4,
+                use_quant_conv=False,
+                use_post_quant_conv=False,
+                scaling_factor=0.3611,
+                shift_factor=0.1159,
             ),  # fmt: skip
             text_encoder=CLIPTextModel(_text_config(tokenizer)),
             tokenizer=tokenizer,
             text_encoder_2=T5EncoderModel(t5),
             tokenizer_2=tokenizer_2,
             transformer=FluxTransformer2DModel(
-                patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-                num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-                guidance_embeds=True, axes_dims_rope=(4, 4, 8),
+                patch_size=1,
+                in_channels=16,
+                num_layers=1,
+                num_single_layers=1,
+                attention_head_dim=16,
+                num_attention_heads=2,
+                joint_attention_dim=32,
+                pooled_projection_dim=32,
+                guidance_embeds=True,
+                axes_dims_rope=(4, 4, 8),
             ),  # fmt: skip
         )
         pipe.save_pretrained(out)
@@ -157,8 +178,13 @@ def make_tiny_qwen_image_edit(out: Path) -> Path:
         pipe = QwenImageEditPipeline(
             scheduler=FlowMatchEulerDiscreteScheduler(**QWEN_SCHEDULER),
             vae=AutoencoderKLQwenImage(
-                base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1,
-                temperal_downsample=[False, True, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4,
+                base_dim=8,
+                z_dim=4,
+                dim_mult=[1, 2, 2, 2],
+                num_res_blocks=1,
+                temperal_downsample=[False, True, True],
+                latents_mean=[0.0] * 4,
+                latents_std=[1.0] * 4,
             ),  # fmt: skip
             text_encoder=Qwen2_5_VLForConditionalGeneration(config),
             tokenizer=tokenizer,
@@ -166,8 +192,15 @@ def make_tiny_qwen_image_edit(out: Path) -> Path:
                 image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor()
             ),
             transformer=QwenImageTransformer2DModel(
-                patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16,
-                num_attention_heads=2, joint_attention_dim=16, guidance_embeds=False, axes_dims_rope=(8, 4, 4),
+                patch_size=2,
+                in_channels=16,
+                out_channels=4,
+                num_layers=2,
+                attention_head_dim=16,
+                num_attention_heads=2,
+                joint_attention_dim=16,
+                guidance_embeds=False,
+                axes_dims_rope=(8, 4, 4),
             ),  # fmt: skip
         )
         pipe.save_pretrained(out)
