@@ -33,8 +33,6 @@ FAMILIES = {
     "FluxKontextPipeline": "flux-kontext",
     "QwenImageEditPipeline": "qwen-image-edit",
 }
-# Working sizes must be multiples of this per family: the VAE's downscale times the latent patch.
-MULTIPLE_OF = {"instruct-pix2pix": 8, "flux-kontext": 16, "qwen-image-edit": 16}
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,14 @@ class EditingModel:
     family: str  # a value of FAMILIES
     name: str  # the recipe's model entry name
 
+    @property
+    def multiple_of(self) -> int:
+        """Working sizes must be multiples of this: the VAE's downscale, times the 2x2 latent
+        patches of the transformer families (8 for InstructPix2Pix, 16 for the published FLUX.1
+        Kontext and Qwen-Image-Edit)."""
+        scale = int(self.pipe.vae_scale_factor)
+        return scale if self.family == "instruct-pix2pix" else 2 * scale
+
     def edit(self, requests: list[EditRequest], sampling: EditSampling) -> list[np.ndarray]:
         """Edited images (RGB uint8) at each request's size, in order; one pipeline call per size
         present (a call needs one size)."""
@@ -84,7 +90,7 @@ class EditingModel:
         from PIL import Image
 
         height, width = requests[0].image.shape[:2]
-        multiple = MULTIPLE_OF[self.family]
+        multiple = self.multiple_of
         if height % multiple or width % multiple:
             raise ValueError(
                 f"{self.family} needs sizes that are multiples of {multiple}, got {width}x{height}"

@@ -3,10 +3,12 @@ pipelines (`imgdiff models make-tiny`'s `ip2p`, `kontext`, `qwen_edit`), saved a
 loaded through the same `DiffusionPipeline.from_pretrained` path as the published ones. The full-size
 architectures' fields are here too (`FULL`), so benchmarks can build them with random weights.
 
-Sizes follow what each pipeline needs, not the smallest that loads:
-- the FLUX and Qwen VAEs downscale 8x as the real ones do, because both pipelines resize the
-  conditioning image to about one megapixel whatever the output size; a 2x VAE would hand the tiny
-  transformer a quarter of a million image tokens;
+Sizes follow what each pipeline needs, not the smallest that loads. Both transformer pipelines
+resize the conditioning image to about one megapixel whatever the output size, so their tiny VAEs
+downscale as much as real ones or more (a 2x VAE would hand the tiny transformer a quarter of a
+million image tokens), and keep no attention at 128x128 latents (16K tokens, a gigabyte per image
+on CPU): the FLUX one has no middle attention block, the Qwen one downscales 16x (its middle block
+always attends), so its working sizes are multiples of 32;
 - the Qwen vision tower's processor keeps at most 112x112 pixels of the prompt image.
 """
 

@@ -146,7 +146,7 @@ class InstructGenerate(Stage):
 
     def _request(self, record: Record) -> EditRequest | str:
         """The editor's request for a record, or why the record cannot be edited."""
-        from imgdiff.models.editing import MULTIPLE_OF, EditRequest
+        from imgdiff.models.editing import EditRequest
 
         if record.edit is None or not record.edit.old.strip():
             return "missing_edit: no changed object (edit.old) to instruct"
@@ -158,9 +158,7 @@ class InstructGenerate(Stage):
             return f"missing_file: image a {exc.filename!r} not found"
         except (UnidentifiedImageError, OSError, ValueError) as exc:
             return f"corrupt_image: image a cannot be read ({type(exc).__name__})"
-        height, width = working_size(
-            a.shape[0], a.shape[1], self.settings.resolution, MULTIPLE_OF[self.model.family]
-        )
+        height, width = working_size(a.shape[0], a.shape[1], self.settings.resolution, self.model.multiple_of)
         resized = np.asarray(Image.fromarray(a).resize((width, height), Image.Resampling.LANCZOS))
         return EditRequest(image=resized, instruction=instruction(record.edit, record.kind), seed=record.seed)
 
