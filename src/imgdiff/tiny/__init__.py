@@ -6,11 +6,11 @@ path; users can smoke-test an install with them offline. Random weights give gar
 they show that everything loads, runs and is wired, not that outputs are good.
 
 One module per family owns its builder (`make_tiny(out: Path) -> Path`, returning the folder or file
-an entry's `path` names): `clip`, `blip`, `fastsam`, `text` (the chat LM), `llava`, `diffusion`, `editing` (the instruction editors; with
-any of them, `DIR/photo-edit-recipe.yaml` runs `photo-edit` on them and the stand-in photos that
-`photos` writes to `DIR/photos/`);
-`vocab` builds their vocabularies and `seeded` their deterministic weights. `llava` and `diffusion`
-also build full-size random models for benchmarks. This package sits above `imgdiff.models` (it
+an entry's `path` names): `clip`, `blip`, `fastsam`, `text` (the chat LM), `llava`, `diffusion`,
+`editing` (the instruction editors; with any of them, `DIR/photo-edit-recipe.yaml` runs the
+`photo-edit` recipe on them and on the stand-in photos `photos` writes to `DIR/photos/`);
+`vocab` builds their vocabularies and `seeded` their deterministic weights. `llava`, `diffusion` and
+`editing` also hold full-size architectures for benchmarks. This package sits above `imgdiff.models` (it
 imports the backends, never the reverse) and above `imgdiff.recipe` (`tiny_recipe`); this module only
 lists the builders and writes the recipe.
 """

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("imgdiff")
 
 Family = Literal["instruct-pix2pix", "flux-kontext", "qwen-image-edit"]
-DEFAULT_PRESET = "flux-kontext"
+DEFAULT_PRESET = "qwen-image-edit"
 
 
 class InstructGenerateSettings(StageSettings):
@@ -101,7 +101,7 @@ class InstructGenerate(Stage):
     @classmethod
     def resolve_settings(cls, given: dict[str, Any], where: str) -> StageSettings:
         # No Img-Diff numbers exist for editors, so there is no `paper` preset: the default is
-        # FLUX.1 Kontext's.
+        # Qwen-Image-Edit's (Apache-2.0 weights, as the built-in photo-edit recipe).
         if "preset" not in given:
             given = {"preset": DEFAULT_PRESET, **given}
         return super().resolve_settings(given, where)
