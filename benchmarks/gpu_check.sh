@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32
-# of ~3,000-token prompts wants the H200's memory):
-#   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
+# of ~3,000-token prompts wants the H200's memory); with --editors (or --all) the instruction editors
+# at full size (InstructPix2Pix, FLUX.1 Kontext, Qwen-Image-Edit: about 10 minutes on an H100):
+#   bash benchmarks/gpu_check.sh [--wheels DIR] [--all] [--editors]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
 # Each benchmark prints one JSON object, saved under ${OUT:-.}/.
@@ -11,11 +12,13 @@ cd "$(dirname "$0")/.."
 
 wheels=""
 all=""
+editors=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheels) wheels="${2:?--wheels needs a folder}"; shift 2 ;;
-    --all) all=1; shift ;;
-    *) echo "usage: bash benchmarks/gpu_check.sh [--wheels DIR] [--all]" >&2; exit 2 ;;
+    --all) all=1; editors=1; shift ;;
+    --editors) editors=1; shift ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh [--wheels DIR] [--all] [--editors]" >&2; exit 2 ;;
   esac
 done
 
@@ -44,4 +47,10 @@ if [ -n "$all" ]; then
   # figures also go to stderr as they are measured, so a timeout still leaves the plain-generate ones
   timeout 420 "$python" benchmarks/generation_speed.py --full > "$out/generation_speed.json" || true
   cat "$out/generation_speed.json"
+fi
+
+if [ -n "$editors" ]; then
+  # per family as measured on stderr too, so a timeout keeps the families already done
+  timeout 900 "$python" benchmarks/editor_speed.py --full > "$out/editor_speed.json" || true
+  cat "$out/editor_speed.json"
 fi
