@@ -46,22 +46,22 @@ PRESET_OF = {family: family for family in FAMILIES.values()}
 PHOTO = (480, 640)  # height, width: a typical COCO photo
 
 
-def full_pipeline(family: str, work: Path) -> Any:
-    """The family's published architecture with random weights on the GPU."""
+def full_pipeline(family: str, work: Path, device: str = "cuda") -> Any:
+    """The family's published architecture with random weights on `device` (the GPU; `meta` checks
+    the layout without memory)."""
     dtype = torch.float16 if family == "instruct-pix2pix" else torch.bfloat16
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # build in the final dtype: fp32 first would not fit the 20 B model
     try:
-        with torch.device("cuda"):
-            torch.manual_seed(0)
-            pipe = _BUILDERS[family](work)
+        torch.manual_seed(0)
+        pipe = _BUILDERS[family](work, torch.device(device))
     finally:
         torch.set_default_dtype(default)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def _instruct_pix2pix(work: Path) -> Any:
+def _instruct_pix2pix(work: Path, device: torch.device) -> Any:
     from diffusers import (
         AutoencoderKL,
         EulerAncestralDiscreteScheduler,
@@ -74,11 +74,14 @@ def _instruct_pix2pix(work: Path) -> Any:
 
     tokenizer = clip_tokenizer(work / "clip")
     text = CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **tiny.FULL["clip_l_text"])
+    with device:  # the models only: schedulers compute their tables with numpy
+        vae, unet = AutoencoderKL(**tiny.FULL["sd_vae"]), UNet2DConditionModel(**tiny.FULL["ip2p_unet"])
+        text_encoder = CLIPTextModel(text)
     return StableDiffusionInstructPix2PixPipeline(
-        vae=AutoencoderKL(**tiny.FULL["sd_vae"]),
-        text_encoder=CLIPTextModel(text),
+        vae=vae,
+        text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=UNet2DConditionModel(**tiny.FULL["ip2p_unet"]),
+        unet=unet,
         scheduler=EulerAncestralDiscreteScheduler(
             beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
         ),
@@ -88,7 +91,7 @@ def _instruct_pix2pix(work: Path) -> Any:
     )
 
 
-def _flux_kontext(work: Path) -> Any:
+def _flux_kontext(work: Path, device: torch.device) -> Any:
     from diffusers import (
         AutoencoderKL,
         FlowMatchEulerDiscreteScheduler,
@@ -100,18 +103,22 @@ def _flux_kontext(work: Path) -> Any:
     from imgdiff.tiny.vocab import clip_tokenizer
 
     text = CLIPTextConfig(vocab_size=49408, max_position_embeddings=77, **tiny.FULL["clip_l_text"])
+    with device:
+        models = {
+            "vae": AutoencoderKL(**tiny.FULL["flux_vae"]),
+            "text_encoder": CLIPTextModel(text),
+            "text_encoder_2": T5EncoderModel(T5Config(**tiny.FULL["t5_xxl"])),
+            "transformer": FluxTransformer2DModel(**tiny.FULL["flux_transformer"]),
+        }
     return FluxKontextPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**tiny.FLUX_SCHEDULER),
-        vae=AutoencoderKL(**tiny.FULL["flux_vae"]),
-        text_encoder=CLIPTextModel(text),
         tokenizer=clip_tokenizer(work / "clip"),
-        text_encoder_2=T5EncoderModel(T5Config(**tiny.FULL["t5_xxl"])),
         tokenizer_2=tiny.t5_tokenizer(),
-        transformer=FluxTransformer2DModel(**tiny.FULL["flux_transformer"]),
+        **models,
     )
 
 
-def _qwen_image_edit(work: Path) -> Any:
+def _qwen_image_edit(work: Path, device: torch.device) -> Any:
     from diffusers import (
         AutoencoderKLQwenImage,
         FlowMatchEulerDiscreteScheduler,
@@ -135,17 +142,21 @@ def _qwen_image_edit(work: Path) -> Any:
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
+    with device:
+        models = {
+            "vae": AutoencoderKLQwenImage(**tiny.FULL["qwen_vae"]),
+            "text_encoder": Qwen2_5_VLForConditionalGeneration(config),
+            "transformer": QwenImageTransformer2DModel(**tiny.FULL["qwen_transformer"]),
+        }
     return QwenImageEditPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**tiny.QWEN_SCHEDULER),
-        vae=AutoencoderKLQwenImage(**tiny.FULL["qwen_vae"]),
-        text_encoder=Qwen2_5_VLForConditionalGeneration(config),
         tokenizer=tokenizer,
         processor=Qwen2VLProcessor(
             image_processor=Qwen2VLImageProcessor(),
             tokenizer=tokenizer,
             video_processor=Qwen2VLVideoProcessor(),
         ),
-        transformer=QwenImageTransformer2DModel(**tiny.FULL["qwen_transformer"]),
+        **models,
     )
 
 
