@@ -55,7 +55,8 @@ def redrawing_editor(b: np.ndarray, seed: int) -> np.ndarray:
 
 def drifting_editor(b: np.ndarray) -> np.ndarray:
     """Keeps the detail but lets the colours drift a little everywhere."""
-    return np.clip(clean_editor(b).astype(np.float32) * 0.97 + np.array([5.0, 2.0, -4.0]), 0, 255).astype(np.uint8)
+    drifted = clean_editor(b).astype(np.float32) * 0.97 + np.array([5.0, 2.0, -4.0])
+    return np.clip(drifted, 0, 255).astype(np.uint8)
 
 
 def _outside(record: Record, b: np.ndarray, truth: bool, **settings: object) -> Record:
