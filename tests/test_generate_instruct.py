@@ -200,6 +200,8 @@ def test_registered_picklable_and_presets_say_their_family() -> None:
         ("two cats", "two dogs", "replacement", "replace the two cats with two dogs"),
         ("umbrella", "unicycle", "replacement", "replace the umbrella with a unicycle"),
         ("cat", "", "removal", "remove the cat"),
+        ("one cat", "", "removal", "remove the cat"),
+        ("some apples", "some oranges", "replacement", "replace some apples with some oranges"),
         ("the cat", "", "replacement", "remove the cat"),
     ],
 )

@@ -21,9 +21,12 @@ def instruction(edit: Edit, kind: str) -> str:
 
 
 def _definite(phrase: str) -> str:
-    """'the cat' for 'cat', 'a cat' or 'the cat'; a number or quantity stays: 'the two cats'."""
+    """'the cat' for 'cat', 'a cat', 'one cat' or 'the cat'; 'the two cats' for 'two cats'; a
+    quantity word keeps the phrase as it is ('some cats', 'a group of people' stays 'the group ...')."""
     words = phrase.strip().split()
-    if words and words[0].lower() in DETERMINERS - {"one"}:
+    if words and words[0].lower() in MANY:
+        return " ".join(words)
+    if words and words[0].lower() in DETERMINERS:
         words = words[1:]
     return " ".join(["the", *words])
 
