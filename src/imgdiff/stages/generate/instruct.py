@@ -141,7 +141,8 @@ class InstructGenerate(Stage):
                 record.reject(self.name, request)
             else:
                 ready.append((record, request))
-        self.calls.run(ready, self._edit, self._out_of_memory)
+        if ready:
+            self.calls.run(ready, self._edit, self._out_of_memory)
         return records
 
     def _request(self, record: Record) -> EditRequest | str:
