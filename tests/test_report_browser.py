@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imgdiff.models.tiny import TINY_CAPTIONS, tiny_recipe
 
 from browser import PageCheck, open_page, require_browser
 from imgdiff.cli import main
+from imgdiff.models.tiny import TINY_CAPTIONS, tiny_recipe
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
