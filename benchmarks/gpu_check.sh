@@ -3,8 +3,9 @@
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
 # FastSAM-x (a few minutes), LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token
 # prompts wants the H200's memory) and the describe stage against the reference's one-prompt-at-a-time
-# loop on that model (a few minutes):
-#   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
+# loop on that model (a few minutes); with --editors (or --all) the instruction editors at full size
+# (InstructPix2Pix, FLUX.1 Kontext, Qwen-Image-Edit: about 10 minutes on an H100):
+#   bash benchmarks/gpu_check.sh [--wheels DIR] [--all] [--editors]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
 # Each benchmark prints one JSON object, saved under ${OUT:-.}/.
@@ -13,11 +14,13 @@ cd "$(dirname "$0")/.."
 
 wheels=""
 all=""
+editors=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --wheels) wheels="${2:?--wheels needs a folder}"; shift 2 ;;
-    --all) all=1; shift ;;
-    *) echo "usage: bash benchmarks/gpu_check.sh [--wheels DIR] [--all]" >&2; exit 2 ;;
+    --all) all=1; editors=1; shift ;;
+    --editors) editors=1; shift ;;
+    *) echo "usage: bash benchmarks/gpu_check.sh [--wheels DIR] [--all] [--editors]" >&2; exit 2 ;;
   esac
 done
 
@@ -51,4 +54,10 @@ if [ -n "$all" ]; then
   cat "$out/generation_speed.json"
   timeout 480 "$python" benchmarks/describe_speed.py --full > "$out/describe_speed.json" || true
   cat "$out/describe_speed.json"
+fi
+
+if [ -n "$editors" ]; then
+  # per family as measured on stderr too, so a timeout keeps the families already done
+  timeout 900 "$python" benchmarks/editor_speed.py --full > "$out/editor_speed.json" || true
+  cat "$out/editor_speed.json"
 fi

@@ -98,6 +98,29 @@ def _parquet(tmp: Path) -> SourceFixture:
     )
 
 
+def _photos(tmp: Path) -> SourceFixture:
+    import numpy as np
+    from PIL import Image
+
+    images = tmp / "photos"
+    images.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(images / f"{i}.png")
+    rows = [{"file_name": f"{i}.png", "caption": f"a cat on bench {i}"} for i in range(3)]
+    good, changed, bad = tmp / "good.jsonl", tmp / "changed.jsonl", tmp / "bad.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    changed.write_text("".join(json.dumps(r) + "\n" for r in rows[:2]))
+    gone, outside = {**rows[0], "file_name": "gone.png"}, {**rows[0], "file_name": "../0.png"}
+    bad.write_text("".join(json.dumps(r) + "\n" for r in (rows[0], gone, outside, rows[1])))
+    folder = {"images": str(images)}
+    return SourceFixture(
+        {"path": str(good), **folder},
+        {"path": str(changed), **folder},
+        {"path": str(bad), **folder},
+        {"missing_file", "unsafe_path"},
+    )
+
+
 def _synthetic(tmp: Path) -> SourceFixture:
     # Every index is a valid item: the source has no bad items to reject.
     return SourceFixture({"count": 4, "size": 64}, {"count": 4, "size": 96}, None, set())
@@ -109,6 +132,7 @@ FIXTURES: dict[str, Callable[[Path], SourceFixture]] = {
     "copy_paste": _copy_paste,
     "synthetic": _synthetic,
     "parquet": _parquet,
+    "photos": _photos,
 }
 TYPES = sorted(SOURCES)
 

@@ -13,6 +13,7 @@ torch; `roles.py` says what each role's backend object offers, `loading.py` find
 | text_generator | transformers / openai | `text.py` / `openai_chat.py` |
 | vl_generator | transformers / openai | `vision_text.py` / `openai_chat.py` |
 | diffusion | diffusers | `diffusion.py` |
+| editor (instruction editing) | diffusers | `editing.py` |
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from imgdiff.errors import UsageError
 from imgdiff.settings import Settings
 
-Role = Literal["embedder", "matcher", "segmenter", "text_generator", "vl_generator", "diffusion"]
+Role = Literal["embedder", "matcher", "segmenter", "text_generator", "vl_generator", "diffusion", "editor"]
 Backend = Literal["transformers", "ultralytics", "openai", "diffusers"]
 
 
@@ -92,6 +93,7 @@ LOADERS: dict[tuple[str, str], Loader | str] = {
     ("text_generator", "openai"): "imgdiff.models.openai_chat:load_text",
     ("vl_generator", "openai"): "imgdiff.models.openai_chat:load_vision_text",
     ("diffusion", "diffusers"): "imgdiff.models.diffusion:load",
+    ("editor", "diffusers"): "imgdiff.models.editing:load",
 }
 
 

@@ -7,6 +7,7 @@ from imgdiff.sources.captions import CaptionsSource
 from imgdiff.sources.copy_paste import CopyPasteSource
 from imgdiff.sources.pairs import PairsSource
 from imgdiff.sources.parquet import ParquetSource
+from imgdiff.sources.photos import PhotosSource
 from imgdiff.sources.synthetic import SyntheticSource
 
 SOURCES: dict[str, type[Source]] = {
@@ -15,4 +16,5 @@ SOURCES: dict[str, type[Source]] = {
     "copy_paste": CopyPasteSource,
     "synthetic": SyntheticSource,
     "parquet": ParquetSource,
+    "photos": PhotosSource,
 }

@@ -11,6 +11,7 @@ from imgdiff.stages.describe.template import TemplateDescribe
 from imgdiff.stages.describe.vlm import VlmDescribe
 from imgdiff.stages.edit.lexicon import LexiconEdit
 from imgdiff.stages.edit.llm import LLMEdit
+from imgdiff.stages.generate.instruct import InstructGenerate
 from imgdiff.stages.generate.p2p import P2PGenerate
 from imgdiff.stages.pair_filter.clip import ClipPairFilter
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
@@ -21,7 +22,7 @@ FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "edit": {"lexicon": LexiconEdit, "llm": LLMEdit},
-    "generate": {"p2p": P2PGenerate},
+    "generate": {"p2p": P2PGenerate, "instruct": InstructGenerate},
     "pair_filter": {"clip": ClipPairFilter, "pixel": PixelPairFilter},
     "regions": {"pixel": PixelRegions, "semantic": SemanticRegions},
     "describe": {"template": TemplateDescribe, "vlm": VlmDescribe},

@@ -6,9 +6,11 @@ path; users can smoke-test an install with them offline. Random weights give gar
 they show that everything loads, runs and is wired, not that outputs are good.
 
 One module per family owns its builder (`make_tiny(out: Path) -> Path`, returning the folder or file
-an entry's `path` names): `clip`, `blip`, `fastsam`, `text` (the chat LM), `llava`, `diffusion`;
-`vocab` builds their vocabularies and `seeded` their deterministic weights. `llava` and `diffusion`
-also build full-size random models for benchmarks. This package sits above `imgdiff.models` (it
+an entry's `path` names): `clip`, `blip`, `fastsam`, `text` (the chat LM), `llava`, `diffusion`,
+`editing` (the instruction editors; with any of them, `DIR/photo-edit-recipe.yaml` runs the
+`photo-edit` recipe on them and on the stand-in photos `photos` writes to `DIR/photos/`);
+`vocab` builds their vocabularies and `seeded` their deterministic weights. `llava`, `diffusion` and
+`editing` also hold full-size architectures for benchmarks. This package sits above `imgdiff.models` (it
 imports the backends, never the reverse) and above `imgdiff.recipe` (`tiny_recipe`); this module only
 lists the builders and writes the recipe.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import yaml
 
 from imgdiff.errors import UsageError, did_you_mean
+from imgdiff.tiny.photos import write_photos
 
 # entry name -> (entry fields without the path, "module:builder")
 TINY: dict[str, tuple[dict[str, Any], str]] = {
@@ -36,7 +39,15 @@ TINY: dict[str, tuple[dict[str, Any], str]] = {
     "llava": ({"role": "vl_generator"}, "imgdiff.tiny.llava:make_tiny"),
     "sd15": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.tiny.diffusion:make_tiny_sd15"),
     "sdxl": ({"role": "diffusion", "backend": "diffusers"}, "imgdiff.tiny.diffusion:make_tiny_sdxl"),
+    "ip2p": ({"role": "editor", "backend": "diffusers"}, "imgdiff.tiny.editing:make_tiny_instruct_pix2pix"),
+    "kontext": ({"role": "editor", "backend": "diffusers"}, "imgdiff.tiny.editing:make_tiny_flux_kontext"),
+    "qwen_edit": (
+        {"role": "editor", "backend": "diffusers"},
+        "imgdiff.tiny.editing:make_tiny_qwen_image_edit",
+    ),
 }
+# Which tiny editor stands for each `generate`/`instruct` preset's family.
+TINY_EDITORS = {"instruct-pix2pix": "ip2p", "flux-kontext": "kontext", "qwen-image-edit": "qwen_edit"}
 
 
 def make_tiny(
@@ -57,6 +68,9 @@ def make_tiny(
     (out / "captions.txt").write_text("\n".join(TINY_CAPTIONS) + "\n")
     recipe = tiny_recipe(entries, out / "captions.txt")
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    if any(entry["role"] == "editor" for entry in entries.values()):
+        photo_recipe = tiny_photo_recipe(entries, *write_photos(out / "photos"))
+        (out / "photo-edit-recipe.yaml").write_text(yaml.safe_dump(photo_recipe, sort_keys=False))
     return entries
 
 
@@ -112,6 +126,28 @@ RANDOM_SCORE_THRESHOLDS: dict[tuple[str, str], dict[str, Any]] = {
     ("pair_filter", "clip"): {"similarity_gt": None, "similarity_lt": None},
     ("regions", "semantic"): {"crop_similarity_lt": None, "match_rule": "none"},
 }
+
+
+def tiny_photo_recipe(entries: dict[str, dict[str, Any]], images: Path, captions: Path) -> dict[str, Any]:
+    """The `photo-edit` recipe on the tiny models and stand-in photos: its editor is the tiny one of
+    the preset's family (else any tiny editor, with the preset that fits it), 64 px, 2 steps, and
+    lexicon edits (a random-weight LLM's edits are all rejected)."""
+    from imgdiff.recipe import builtin_recipes
+
+    raw = yaml.safe_load(builtin_recipes()["photo-edit"])
+    raw["source"].update(images=str(images.resolve()), path=str(captions.resolve()))
+    editors = [name for name, entry in entries.items() if entry["role"] == "editor"]
+    for stage in raw["stages"]:
+        ((name, settings),) = stage.items()
+        if name == "edit":
+            stage[name] = {"method": "lexicon"}
+        if name == "generate":
+            wanted = TINY_EDITORS.get(settings.get("preset", ""))
+            editor = wanted if wanted in entries else editors[0]
+            family = next(f for f, n in TINY_EDITORS.items() if n == editor)
+            settings.update({"editor": editor, "preset": family, "resolution": 64, "steps": 2})
+    raw["models"] = {name: dict(entry) for name, entry in entries.items()}
+    return raw
 
 
 def _quiet_progress_bars() -> None:

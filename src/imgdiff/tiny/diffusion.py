@@ -138,16 +138,17 @@ def _text_config(tokenizer: Any, projection: int = 32) -> Any:
     )
 
 
-def _tiny_unet(**extra: Any) -> Any:
+def _tiny_unet(in_channels: int = 4, **extra: Any) -> Any:
     """SDXL's layout in miniature: level 0 without attention, levels 1 and 2 with self + cross attention
-    (1 and 2 transformer layers); at 64 px with the 2x VAE below, 16x16 and 8x8 queries."""
+    (1 and 2 transformer layers); at 64 px with the 2x VAE below, 16x16 and 8x8 queries. InstructPix2Pix
+    takes 8 input channels (the noisy latent beside the source image's)."""
     import torch
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import Attention
 
     unet = UNet2DConditionModel(
         sample_size=32,
-        in_channels=4,
+        in_channels=in_channels,
         out_channels=4,
         layers_per_block=1,
         block_out_channels=(8, 16, 32),

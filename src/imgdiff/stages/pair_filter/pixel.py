@@ -11,10 +11,16 @@ fails:
   for a local edit, large for an edit too big to be one object;
 - `median_diff` = the median delta-E: a local edit leaves most pixels alone, so it stays at the
   noise floor; a global change moves every pixel, so an edit on top of one is caught too.
+With `outside: true`, a fifth score, `outside_change` = the mean delta-E outside the edited region
+(`outside.py`: truth boxes, else the difference map's own), catches editors that repainted the
+whole photo. It is off by default: then no record gains the score and the fingerprint is as before,
+so runs made without it resume as they were.
 Scores are computed per record, so they do not depend on how records are batched.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,6 +29,7 @@ from pydantic import Field
 from imgdiff.pixels import DELTA_E_MAX, delta_e, to_lab, working_copy
 from imgdiff.record import Record
 from imgdiff.stages.base import Stage, StageSettings
+from imgdiff.stages.pair_filter.outside import outside_change
 
 # SSIM constants (Wang et al. 2004) for L in [0, 100]: (0.01 L_max)^2 and (0.03 L_max)^2.
 _C1, _C2 = 1.0**2, 3.0**2
@@ -40,6 +47,9 @@ class PixelPairFilterSettings(StageSettings):
     size: int = Field(64, ge=1)  # long side of the compared copies: global statistics need no detail
     blur: float = Field(1.0, ge=0)  # Gaussian sigma (pixels of the small copy) against noise
     delta_e: float = Field(10.0, ge=0, le=DELTA_E_MAX)  # a pixel counts as changed above this
+    outside: bool = False  # score outside_change (for pairs from instruction editors)
+    outside_margin: int = Field(2, ge=0)  # px of the small copy the edited region grows by
+    outside_region_limit: float = Field(0.5, gt=0, le=1)  # the largest region the difference map may give
     # Thresholds are checked in this order; the first one that fails names the reason.
     similarity_min: float | None = None
     similarity_max: float | None = None
@@ -47,6 +57,16 @@ class PixelPairFilterSettings(StageSettings):
     changed_area_min: float | None = None
     changed_area_max: float | None = None
     median_diff_max: float | None = None
+    outside_change_max: float | None = None
+
+    def score_defining(self) -> dict[str, Any]:
+        # Off, the outside settings define nothing: leaving them out keeps the fingerprint of runs
+        # made before they existed, so those resume without scoring again.
+        settings = super().score_defining()
+        if not self.outside:
+            for key in ("outside", "outside_margin", "outside_region_limit"):
+                settings.pop(key, None)
+        return settings
 
 
 class PixelPairFilter(Stage):
@@ -69,7 +89,11 @@ class PixelPairFilter(Stage):
     def __call__(self, records: list[Record]) -> list[Record]:
         for record in records:
             s = self.settings
-            a, b = (working_copy(self.images.load(record, n), s.size, s.blur) for n in "ab")
+            image_a = self.images.load(record, "a")
+            a, b = (
+                working_copy(image_a, s.size, s.blur),
+                working_copy(self.images.load(record, "b"), s.size, s.blur),
+            )
             if a.shape != b.shape:
                 record.reject(self.name, f"size_mismatch: {a.shape[:2]} vs {b.shape[:2]}")
                 continue
@@ -82,6 +106,10 @@ class PixelPairFilter(Stage):
                 "changed_area": float((residual > s.delta_e).mean()),
                 "median_diff": float(np.median(diff)),
             }
+            if s.outside:
+                scores["outside_change"] = outside_change(
+                    diff, record, image_a.shape[:2], s.delta_e, s.outside_margin, s.outside_region_limit
+                )
             record.scores.update({f"{self.name}.{k}": v for k, v in scores.items()})
         return records
 
