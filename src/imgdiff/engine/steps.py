@@ -2,7 +2,8 @@
 
 A step has a name, a fingerprint and `compute(records, raws)`, which returns the step's raw output
 (scores, fan-out children, rejections it cannot avoid); `decide(record)` applies its decision to an
-output and `side_rows(scored, decided)` gives its side-table rows. Both step kinds are plain objects
+output and `side_rows(scored, decided)` gives its side-table rows; `rebase(stored, record)` re-bases
+stored outputs on an input that changed since (None: compute again). Both step kinds are plain objects
 that pickle, so an engine can send them to a worker.
 """
 
@@ -44,6 +45,9 @@ class SourceStep:
     def decide(self, record: Record) -> None:
         """The source has no decision: what it could not load it rejected while loading."""
 
+    def rebase(self, stored: list[Record], record: Record) -> list[Record] | None:
+        return None  # the source's input is the item's bare record: it changes only with the source
+
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         return []
 
@@ -72,6 +76,9 @@ class StageStep:
 
     def decide(self, record: Record) -> None:
         self.stage.decide(record)
+
+    def rebase(self, stored: list[Record], record: Record) -> list[Record] | None:
+        return self.stage.rebase(stored, record, self.images)
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         return self.stage.side_rows(scored, decided)
