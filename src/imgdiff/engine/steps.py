@@ -9,11 +9,14 @@ that pickle, so an engine can send them to a worker.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from imgdiff.errors import UsageError
+from imgdiff.reason import Reason
 from imgdiff.record import Record
 from imgdiff.sources.base import Source
 from imgdiff.stages.base import Stage
@@ -21,6 +24,8 @@ from imgdiff.store import ImageLoader
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelPool
+
+log = logging.getLogger("imgdiff")
 
 
 class Mode(Enum):
@@ -40,7 +45,30 @@ class SourceStep:
     side_table: None = None
 
     def compute(self, records: list[Record], raws: Mapping[str, Any]) -> list[Record]:
-        return self.source.load([(r, raws[r.id]) for r in records])
+        """The batch loaded; when loading it raises, each item alone, so that an item the source
+        cannot read (any exception: a 100,000-deep JSON line, a garbage mask) becomes a rejected
+        record `malformed_item: ...` and the run goes on. A UsageError (the source as a whole is
+        unreadable) still stops the run."""
+        pristine = [r.to_dict() for r in records]  # load fills records in place
+        try:
+            return self.source.load([(r, raws[r.id]) for r in records])
+        except UsageError:
+            raise
+        except Exception:  # noqa: BLE001 - isolate the item at fault, below
+            log.debug("source batch failed; loading its %d items one by one", len(records), exc_info=True)
+        return [out for data in pristine for out in self._load_one(data, raws)]
+
+    def _load_one(self, data: dict[str, Any], raws: Mapping[str, Any]) -> list[Record]:
+        record = Record.from_dict(data)
+        try:
+            return self.source.load([(record, raws[record.id])])
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of one item rejects that item
+            log.debug("source item %d (%s) failed", record.source_index, record.id, exc_info=True)
+            bare = Record.from_dict(data)  # as it was before the failed load
+            bare.reject(self.name, Reason("malformed_item", _one_line(exc)))
+            return [bare]
 
     def decide(self, record: Record) -> None:
         """The source has no decision: what it could not load it rejected while loading."""
@@ -82,6 +110,12 @@ class StageStep:
 
     def side_rows(self, scored: Record, decided: Record) -> list[dict[str, Any]]:
         return self.stage.side_rows(scored, decided)
+
+
+def _one_line(exc: BaseException, width: int = 200) -> str:
+    """`Type: first line of the message`, at most `width` characters (a reason is one line)."""
+    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 Step = SourceStep | StageStep
