@@ -54,7 +54,8 @@ def test_an_item_whose_decode_raises_is_rejected_alone(
     monkeypatch.setattr(PairsSource, "load", original)
     imgdiff.run(pixel_recipe(pairs_file), tmp_path / "clean")
     clean = _records(tmp_path / "clean")
-    assert [r for r in records if r["rejected_by"] != "source"] == [c for c in clean if c["id"] != records[5]["id"]]
+    bad_id = records[5]["id"]
+    assert [r for r in records if r["rejected_by"] != "source"] == [c for c in clean if c["id"] != bad_id]
     # The rerun reuses the rejected item: no load at all.
     monkeypatch.setattr(PairsSource, "load", load)
     calls.clear()

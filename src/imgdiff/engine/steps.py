@@ -114,7 +114,8 @@ class StageStep:
 
 def _one_line(exc: BaseException, width: int = 200) -> str:
     """`Type: first line of the message`, at most `width` characters (a reason is one line)."""
-    text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}".rstrip(": ")
+    message = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
