@@ -78,6 +78,7 @@ def run(
     with store.locked():
         if meta is not None and fresh:
             store.clear()  # only now: a bad recipe must not cost the user their run
+        store.sweep()
         opened.check_resumable()
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
@@ -103,6 +104,7 @@ def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -
     assert opened.meta is not None
     remembered = {**opened.meta.get("decision_overrides", {}), **dict(s.split("=", 1) for s in overrides)}
     with opened.store.locked():
+        opened.store.sweep()
         opened.store.write_meta(
             {**opened.meta, "recipe": opened.recipe.to_dict(), "decision_overrides": remembered}
         )
@@ -121,7 +123,6 @@ def export(
 def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     """The engine over an opened, locked run; then records.jsonl, side tables, stats, exports."""
     store = run.store
-    store.sweep()
     invocation = store.invocation()
     started = time.perf_counter()
     with _log_to(store.log_path(invocation)):

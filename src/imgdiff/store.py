@@ -36,6 +36,7 @@ from imgdiff.record import Record
 log = logging.getLogger("imgdiff")
 IMAGE_NAMES = ("a", "b")
 _LOCK = ".lock"
+_STRAY_TMP = ".*.tmp-*"  # temporaries that earlier versions wrote beside their file
 _DERIVED = ("report", "audit")  # other folders made from a run's records; --fresh removes them
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
 
@@ -215,10 +216,16 @@ class RunStore:
         return {int(d.name.split("-of-")[1]) for d in self.shards_dir.glob("*-of-*")}
 
     def sweep(self) -> None:
-        """Remove what writes cut short by a kill left behind (only ever in `.tmp/`)."""
+        """Remove what writes cut short by a kill left behind: `.tmp/`, and the temporaries older
+        versions wrote beside run.json, records.jsonl and stats.json; cut the last line of a part
+        file that a kill cut short, once, so that it is not reported on every later command."""
         import shutil
 
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        for stray in self.root.glob(_STRAY_TMP):
+            stray.unlink(missing_ok=True)
+        for part in self.part_paths():
+            _cut_torn_tail(part)
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -252,6 +259,7 @@ class RunStore:
             {p.name for p in self.root.iterdir()}
             - {p.name for p in (self.shards_dir, self.logs_dir, self.tmp_dir)}
             - {_LOCK}
+            - {p.name for p in self.root.glob(_STRAY_TMP)}
             if self.root.is_dir()
             else set()
         )
@@ -295,7 +303,8 @@ class RunStore:
             raise UsageError(f"{self.run_json} is corrupt; pass --fresh to start the run over") from None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        atomic_write(self.run_json, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+        text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(self.run_json, text.encode(), self.tmp_dir)
 
     # -- artifacts ---------------------------------------------------------------------------
     def place(self, record: Record) -> None:
@@ -355,7 +364,7 @@ class RunStore:
     def write_records(self, records: list[Record]) -> None:
         ordered = sorted(records, key=Record.sort_key)
         text = "".join(dumps(r.to_dict()) + "\n" for r in ordered)
-        atomic_write(self.records_path, text.encode("utf-8"))
+        atomic_write(self.records_path, text.encode("utf-8"), self.tmp_dir)
 
     def write_table(self, stage: str, table: str, rows: list[dict[str, Any]]) -> None:
         """A stage's side table as Parquet, rewritten atomically like records.jsonl."""
@@ -367,7 +376,7 @@ class RunStore:
         atomic_write(self.table_path(stage, table), buffer.getvalue(), self.tmp_dir)
 
     def write_stats(self, stats: dict[str, Any]) -> None:
-        atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
+        atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode(), self.tmp_dir)
 
     # -- readers (report, audit): streaming and tolerant, so any run renders ---------------------
     def iter_record_dicts(self) -> Iterator[dict[str, Any]]:
@@ -401,6 +410,35 @@ class RunStore:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+
+def _cut_torn_tail(part: Path) -> None:
+    """Truncate a part file after its last whole line when a kill cut the last one short (parts are
+    only ever appended to, so only the last line can be torn). Reads the file's tail only."""
+    with part.open("r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail, start = b"", size
+        while start > 0 and tail.count(b"\n") < 2:  # the last line and the newline before it
+            start = max(0, start - (1 << 16))
+            handle.seek(start)
+            tail = handle.read(size - start)
+        body = tail.rstrip(b"\n") if tail.endswith(b"\n") else tail
+        head, newline, last = body.rpartition(b"\n")
+        if not body or tail.endswith(b"\n") and _is_json(last):
+            return
+        keep = start + len(head) + len(newline)
+        log.warning("%s: removed its last line, cut short by an interrupted write (its work is redone)", part)
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
