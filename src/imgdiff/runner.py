@@ -9,6 +9,7 @@ remembered in `run.json` and apply to later runs unless the command sets them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import platform
@@ -116,8 +117,22 @@ def export(
 ) -> dict[str, dict[str, Any]]:
     """Write a finished run in training-data formats: format -> summary."""
     store, _ = open_dir(out)
-    with store.locked():
+    warn_if_unfinished(store, "the export")
+    with store.locked(read_only=True):
         return export_run(store.root, formats, Path(to) if to else None, options)
+
+
+def warn_if_unfinished(store: RunStore, what: str) -> None:
+    """Say so when the run is not finished (stopped, pending work) or its source gave no item."""
+    stats = store.read_stats() or {}
+    if not stats.get("complete", False):
+        pending = stats.get("pending", 0)
+        why = f"{pending} records pending" if pending else "it was stopped before the end"
+        log.warning(
+            "%s: the run is not finished (%s): %s holds only its finished records", store.root, why, what
+        )
+    elif not stats.get("records"):
+        log.warning("%s: the source gave no items: %s is empty", store.root, what)
 
 
 def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
@@ -128,21 +143,27 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     with _log_to(store.log_path(invocation)):
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
-        outcome = run_local(
-            run.plan,
-            run.source,
-            store,
-            limit=run.limit,
-            shard=run.shard,
-            mode=mode,
-            progress=progress,
-            invocation=invocation,
-        )
-        store.write_records(outcome.records)
-        for (stage, table), rows in outcome.tables.items():  # decisions may have changed
-            store.write_table(stage, table, rows)
-        stats = _stats(outcome, time.perf_counter() - started)
-        store.write_stats(stats)
+        try:
+            outcome = run_local(
+                run.plan,
+                run.source,
+                store,
+                limit=run.limit,
+                shard=run.shard,
+                mode=mode,
+                progress=progress,
+                invocation=invocation,
+            )
+            store.write_records(outcome.records)
+            for (stage, table), rows in outcome.tables.items():  # decisions may have changed
+                store.write_table(stage, table, rows)
+            stats = _stats(outcome, time.perf_counter() - started)
+            store.write_stats(stats)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                store.cut_torn_parts()  # truncating needs no space
+                exc.finished_stats = _finished(run, invocation)  # type: ignore[attr-defined]
+            raise
         log.info(
             "finished: %s", json.dumps({k: stats[k] for k in ("records", "kept", "rejected", "pending")})
         )
@@ -166,6 +187,22 @@ def _log_to(path: Path) -> Any:
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _finished(run: OpenRun, invocation: int) -> dict[str, Any]:
+    """The funnel of the work on disk, for a run stopped by a full disk: the stored outputs
+    walked without computing or writing anything (as `rethreshold` does)."""
+    outcome = run_local(
+        run.plan,
+        run.source,
+        run.store,
+        limit=run.limit,
+        shard=run.shard,
+        mode=Mode.DECIDE_ONLY,
+        progress=False,
+        invocation=invocation,
+    )
+    return _stats(outcome, 0.0)
 
 
 def _stats(outcome: Outcome, seconds: float) -> dict[str, Any]:

@@ -16,6 +16,7 @@ that exists is a finished piece of work, and a line cut short by a kill is ignor
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import json
@@ -50,11 +51,27 @@ def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
     folder = tmp_dir if tmp_dir is not None else path.parent
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with _naming(path):
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk keeps no half file
+            raise
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError without a file name (a write refused: disk full, file-size limit) names `path`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
 
 
 def dumps(obj: Any) -> str:
@@ -110,10 +127,13 @@ class PartWriter:
             return
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write("".join(dumps(line) + "\n" for line in lines))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+            # Unbuffered: a refused write (full disk) leaves nothing buffered for close() to retry.
+            self._handle = self.path.open("ab", buffering=0)
+        data = memoryview("".join(dumps(line) + "\n" for line in lines).encode("utf-8"))
+        with _naming(self.path):
+            while data:
+                data = data[self._handle.write(data) :]
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
@@ -224,13 +244,28 @@ class RunStore:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         for stray in self.root.glob(_STRAY_TMP):
             stray.unlink(missing_ok=True)
+        self.cut_torn_parts()
+
+    def cut_torn_parts(self) -> None:
+        """Cut the last line of every part file whose last write was cut short (a kill, a full
+        disk), once, so that it is not reported on every later command."""
         for part in self.part_paths():
             _cut_torn_tail(part)
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """One process at a time per run directory; a second one is told so in one line."""
-        with (self.root / _LOCK).open("w") as handle:
+    def locked(self, read_only: bool = False) -> Iterator[None]:
+        """One process at a time per run directory; a second one is told so in one line.
+
+        `read_only`: the caller only reads the run (an export elsewhere); on a run directory that
+        cannot be written, which no process can change, it goes on without the lock."""
+        try:
+            handle = (self.root / _LOCK).open("w")
+        except OSError as exc:
+            if read_only and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                yield
+                return
+            raise
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -358,8 +393,18 @@ class RunStore:
             raise UsageError(
                 f"'{self.root}' has no records.jsonl (not an imgdiff run, or it has not finished a batch)"
             )
-        with self.records_path.open(encoding="utf-8") as handle:
-            return [Record.from_dict(json.loads(line)) for line in handle if line.strip()]
+        records = []
+        for n, line in _lines(self.records_path):
+            try:
+                records.append(Record.from_dict(json.loads(line)))
+            except json.JSONDecodeError:
+                raise UsageError(
+                    f"{self.records_path} line {n} is cut short or corrupt: run the same `imgdiff run` "
+                    "command again to rewrite it from the parts"
+                ) from None
+            except (ValueError, TypeError) as exc:  # a newer schema_version, fields it does not know
+                raise UsageError(f"{self.records_path} line {n}: {exc}") from None
+        return records
 
     def write_records(self, records: list[Record]) -> None:
         ordered = sorted(records, key=Record.sort_key)
