@@ -100,9 +100,8 @@ def test_export_of_a_read_only_run_needs_no_lock(
 
     monkeypatch.setattr(Path, "open", read_only)
     assert main(["export", str(run_dir), "--format", "llava", "--to", str(tmp_path / "elsewhere")]) == 0
-    with pytest.raises(OSError):  # a run that works on it still needs the lock
-        with RunStore(run_dir).locked():
-            pass
+    with pytest.raises(OSError), RunStore(run_dir).locked():  # a run that works on it needs the lock
+        pass
 
 
 @pytest.mark.parametrize("damage", ["newer-schema", "truncated-records", "deleted-image"])
@@ -127,3 +126,13 @@ def test_damaged_run_export_is_one_line(
     assert {"newer-schema": "newer", "truncated-records": "cut short", "deleted-image": "does not exist"}[
         damage
     ] in line
+
+
+def test_an_empty_source_warns_on_run_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    run_dir = tmp_path / "empty"
+    assert main(["run", str(_recipe(tmp_path, empty)), "--out", str(run_dir), "--no-progress"]) == 0
+    assert "the source gave no items" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--format", "llava", "--to", str(tmp_path / "out")]) == 0
+    assert "source gave no items: the export is empty" in capsys.readouterr().err

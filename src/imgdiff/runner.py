@@ -117,22 +117,16 @@ def export(
 ) -> dict[str, dict[str, Any]]:
     """Write a finished run in training-data formats: format -> summary."""
     store, _ = open_dir(out)
-    warn_if_unfinished(store, "the export")
+    warn_if_empty(store, "the export")
     with store.locked(read_only=True):
         return export_run(store.root, formats, Path(to) if to else None, options)
 
 
-def warn_if_unfinished(store: RunStore, what: str) -> None:
-    """Say so when the run is not finished (stopped, pending work) or its source gave no item."""
+def warn_if_empty(store: RunStore, what: str) -> None:
+    """Say so when the run's source gave no item (an unfinished run the export driver refuses)."""
     stats = store.read_stats() or {}
-    if not stats.get("complete", False):
-        pending = stats.get("pending", 0)
-        why = f"{pending} records pending" if pending else "it was stopped before the end"
-        log.warning(
-            "%s: the run is not finished (%s): %s holds only its finished records", store.root, why, what
-        )
-    elif not stats.get("records"):
-        log.warning("%s: the source gave no items: %s is empty", store.root, what)
+    if stats.get("complete") and not stats.get("records"):
+        log.warning("%s: the run's source gave no items: %s is empty", store.root, what)
 
 
 def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
@@ -168,6 +162,8 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
             "finished: %s", json.dumps({k: stats[k] for k in ("records", "kept", "rejected", "pending")})
         )
     result = RunResult(store.root, outcome, stats)
+    if not stats["records"]:
+        log.warning("%s: the source gave no items (an empty file, or --limit 0): nothing to do", store.root)
     if outcome.interrupted:
         raise Interrupted(result)
     if stats["complete"] and run.recipe.export:
