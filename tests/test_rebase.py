@@ -49,3 +49,16 @@ def test_rethreshold_regions_equals_a_fresh_run(tmp_path: Path, start: str, chan
 def test_resumed_run_with_the_set_equals_a_fresh_run(tmp_path: Path) -> None:
     _run(tmp_path / "run", [TIGHT])
     assert _run(tmp_path / "run", [LOOSE]) == _run(tmp_path / "fresh", [LOOSE])
+
+
+def test_an_unchanged_rerun_reuses_every_output_as_stored(tmp_path: Path) -> None:
+    _run(tmp_path / "run", [])
+    result = imgdiff.run("quickstart", tmp_path / "run", limit=LIMIT)
+    assert [(s["computed"], s["rebased"]) for s in result.stats["stages"]] == [(0, 0)] * 4
+    result = imgdiff.rethreshold(tmp_path / "run", [TIGHT])
+    assert {s["stage"]: s["rebased"] for s in result.stats["stages"]} == {
+        "source": 0,
+        "pair_filter": 0,
+        "regions": 0,
+        "describe": 1,  # the record that lost a box; the other one lost is rejected by regions
+    }
