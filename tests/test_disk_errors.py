@@ -136,3 +136,27 @@ def test_an_empty_source_warns_on_run_and_export(tmp_path: Path, capsys: pytest.
     assert "the source gave no items" in capsys.readouterr().err
     assert main(["export", str(run_dir), "--format", "llava", "--to", str(tmp_path / "out")]) == 0
     assert "source gave no items: the export is empty" in capsys.readouterr().err
+
+
+def test_disk_full_during_the_export_still_prints_the_finished_funnel(
+    tmp_path: Path, pairs_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = _recipe(tmp_path, pairs_file)
+    real_write_bytes = Path.write_bytes
+
+    def write_bytes(path: Path, data: bytes) -> int:
+        if "export" in path.parts:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write_bytes(path, data)
+
+    def open_(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if "export" in path.parts and "w" in mode:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    real_open = Path.open
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    monkeypatch.setattr(Path, "open", open_)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert "the disk is full" in _one_error_line(err) and "records: 24 (17 kept" in out

@@ -167,7 +167,11 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     if outcome.interrupted:
         raise Interrupted(result)
     if stats["complete"] and run.recipe.export:
-        result.exports = export_run(store.root, list(run.recipe.export), options=run.recipe.export_options)
+        try:
+            result.exports = export_run(store.root, list(run.recipe.export), options=run.recipe.export_options)
+        except OSError as exc:  # the run is finished: its funnel is printed with the export's error
+            exc.finished_stats = stats  # type: ignore[attr-defined]
+            raise
     return result
 
 
