@@ -168,7 +168,8 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
         raise Interrupted(result)
     if stats["complete"] and run.recipe.export:
         try:
-            result.exports = export_run(store.root, list(run.recipe.export), options=run.recipe.export_options)
+            formats, options = list(run.recipe.export), run.recipe.export_options
+            result.exports = export_run(store.root, formats, options=options)
         except OSError as exc:  # the run is finished: its funnel is printed with the export's error
             exc.finished_stats = stats  # type: ignore[attr-defined]
             raise
