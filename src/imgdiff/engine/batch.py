@@ -20,6 +20,7 @@ from typing import Any
 
 from imgdiff.engine.plan import digest
 from imgdiff.engine.steps import Mode, Step
+from imgdiff.errors import UsageError
 from imgdiff.record import Record
 
 
@@ -117,7 +118,10 @@ def _reuse(step: Step, record: Record, entry: dict[str, Any], counts: StepCounts
     unchanged, as it was then."""
     if entry["fp"] != step.fingerprint:
         return None
-    stored = [Record.from_dict(d) for d in entry["out"]]
+    try:
+        stored = [Record.from_dict(d) for d in entry["out"]]
+    except ValueError as exc:  # written by a newer imgdiff
+        raise UsageError(f"the stored output of step {step.name} for {record.id}: {exc}") from None
     if entry.get("in_fp", input_fingerprint(record)) == input_fingerprint(record):
         return stored
     rebased = step.rebase(stored, record)
