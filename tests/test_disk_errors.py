@@ -160,3 +160,18 @@ def test_disk_full_during_the_export_still_prints_the_finished_funnel(
     assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     out, err = capsys.readouterr()
     assert "the disk is full" in _one_error_line(err) and "records: 24 (17 kept" in out
+
+
+def test_a_part_written_by_a_newer_imgdiff_is_one_line(
+    tmp_path: Path, pairs_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = _recipe(tmp_path, pairs_file)
+    run_dir = tmp_path / "run"
+    imgdiff.run(recipe, run_dir)
+    part = next((run_dir / "stages" / "regions").glob("part-*.jsonl"))
+    entries = [json.loads(line) for line in part.read_text().splitlines()]
+    entries[0]["out"][0]["schema_version"] = 99
+    part.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    capsys.readouterr()
+    assert main(["run", str(recipe), "--out", str(run_dir), "--no-progress"]) == 2
+    assert "schema_version 99 is newer" in _one_error_line(capsys.readouterr().err)
