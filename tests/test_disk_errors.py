@@ -123,7 +123,7 @@ def test_damaged_run_export_is_one_line(
     capsys.readouterr()
     assert main(["export", str(run_dir), "--format", "llava", "--to", str(tmp_path / "out")]) == 2
     line = _one_error_line(capsys.readouterr().err)
-    assert {"newer-schema": "newer", "truncated-records": "cut short", "deleted-image": "does not exist"}[
+    assert {"newer-schema": "newer", "truncated-records": "cut short", "deleted-image": "no such file"}[
         damage
     ] in line
 

@@ -31,7 +31,7 @@ _HINTS = {
     errno.EROFS: "the file system is read-only",
     errno.EACCES: "permission denied",
     errno.EPERM: "not permitted",
-    errno.ENOENT: "it does not exist (deleted or moved since?)",
+    errno.ENOENT: "no such file or directory (deleted or moved since?)",
 }
 
 
