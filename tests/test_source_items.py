@@ -59,7 +59,7 @@ def test_any_exception_of_one_item_rejects_only_that_item(tmp_path, monkeypatch)
     monkeypatch.setattr(PairsSource, "fill", fill)
     records = _loaded(source)
     assert [r.status for r in records] == ["kept", "rejected", "kept"]
-    assert records[1].reason == "malformed_item: ZeroDivisionError: division by zero second line"
+    assert records[1].reason == "malformed_item: ZeroDivisionError: division by zero"  # the first line
     assert records[1].artifacts == {} and records[1].rejected_by == "source"
 
 

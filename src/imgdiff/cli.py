@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from imgdiff.errors import UsageError
+from imgdiff.errors import UsageError, os_error_line
 from imgdiff.report import cli as report_cli
 from imgdiff.version import __version__
 
@@ -91,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # a file-size limit: a write fails with EFBIG (one line, below)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    logging.raiseExceptions = False  # a log write refused (full disk) must not print a traceback
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
     console.setFormatter(logging.Formatter("imgdiff: %(message)s"))
@@ -99,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except UsageError as exc:
         print(f"imgdiff: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine refused a read or write: full disk, read-only, missing file
+        if getattr(exc, "finished_stats", None):  # the funnel of the work that is on disk
+            print(_table(exc.finished_stats))  # type: ignore[attr-defined]
+        print(f"imgdiff: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -195,14 +204,36 @@ def _recipes(args: argparse.Namespace) -> int:
             first = text.splitlines()[0].lstrip("# ") if text else ""
             print(f"{name:<20} {first}")
         return 0
+    if args.name is None:
+        raise UsageError(f"recipes show needs a recipe name (valid: {', '.join(sorted(found))})")
     if args.name not in found:
         raise UsageError(f"no built-in recipe '{args.name}'{did_you_mean(str(args.name), found)}")
     print(found[args.name], end="")
     return 0
 
 
+def _top_reasons(rejected: dict[str, int], top: int = 3) -> str:
+    """The step's most frequent rejection reasons, e.g. "changed_area_min 5, malformed_item 1"."""
+    ranked = sorted(rejected.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{code} {n}" for code, n in ranked[:top])
+    return shown + (f", {len(ranked) - top} more" if len(ranked) > top else "")
+
+
 def _table(stats: dict[str, Any]) -> str:
-    rows = [("stage", "in", "kept", "rejected", "reused", "computed", "pending", "seconds", "rec/s")]
+    rows = [
+        (
+            "stage",
+            "in",
+            "kept",
+            "rejected",
+            "reused",
+            "computed",
+            "pending",
+            "seconds",
+            "rec/s",
+            "top reasons",
+        )
+    ]
     for s in stats["stages"]:
         rate = f"{s['computed'] / s['seconds']:.1f}" if s["seconds"] > 0 else "-"
         rows.append(
@@ -216,13 +247,15 @@ def _table(stats: dict[str, Any]) -> str:
                 s["pending"],
                 f"{s['seconds']:.2f}",
                 rate,
+                _top_reasons(s["rejected"]),
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(
-            str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(r, widths, strict=True))
-        )
+            str(v).rjust(w) if 0 < i < len(r) - 1 else str(v).ljust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
         for r in rows
     ]
     lines.append(

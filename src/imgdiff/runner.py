@@ -9,6 +9,7 @@ remembered in `run.json` and apply to later runs unless the command sets them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import platform
@@ -78,6 +79,7 @@ def run(
     with store.locked():
         if meta is not None and fresh:
             store.clear()  # only now: a bad recipe must not cost the user their run
+        store.sweep()
         opened.check_resumable()
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
@@ -103,6 +105,7 @@ def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -
     assert opened.meta is not None
     remembered = {**opened.meta.get("decision_overrides", {}), **dict(s.split("=", 1) for s in overrides)}
     with opened.store.locked():
+        opened.store.sweep()
         opened.store.write_meta(
             {**opened.meta, "recipe": opened.recipe.to_dict(), "decision_overrides": remembered}
         )
@@ -114,42 +117,62 @@ def export(
 ) -> dict[str, dict[str, Any]]:
     """Write a finished run in training-data formats: format -> summary."""
     store, _ = open_dir(out)
-    with store.locked():
+    warn_if_empty(store, "the export")
+    with store.locked(read_only=True):
         return export_run(store.root, formats, Path(to) if to else None, options)
+
+
+def warn_if_empty(store: RunStore, what: str) -> None:
+    """Say so when the run's source gave no item (an unfinished run the export driver refuses)."""
+    stats = store.read_stats() or {}
+    if stats.get("complete") and not stats.get("records"):
+        log.warning("%s: the run's source gave no items: %s is empty", store.root, what)
 
 
 def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     """The engine over an opened, locked run; then records.jsonl, side tables, stats, exports."""
     store = run.store
-    store.sweep()
     invocation = store.invocation()
     started = time.perf_counter()
     with _log_to(store.log_path(invocation)):
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
-        outcome = run_local(
-            run.plan,
-            run.source,
-            store,
-            limit=run.limit,
-            shard=run.shard,
-            mode=mode,
-            progress=progress,
-            invocation=invocation,
-        )
-        store.write_records(outcome.records)
-        for (stage, table), rows in outcome.tables.items():  # decisions may have changed
-            store.write_table(stage, table, rows)
-        stats = _stats(outcome, time.perf_counter() - started)
-        store.write_stats(stats)
+        try:
+            outcome = run_local(
+                run.plan,
+                run.source,
+                store,
+                limit=run.limit,
+                shard=run.shard,
+                mode=mode,
+                progress=progress,
+                invocation=invocation,
+            )
+            store.write_records(outcome.records)
+            for (stage, table), rows in outcome.tables.items():  # decisions may have changed
+                store.write_table(stage, table, rows)
+            stats = _stats(outcome, time.perf_counter() - started)
+            store.write_stats(stats)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                store.cut_torn_parts()  # truncating needs no space
+                exc.finished_stats = _finished(run, invocation)  # type: ignore[attr-defined]
+            raise
         log.info(
             "finished: %s", json.dumps({k: stats[k] for k in ("records", "kept", "rejected", "pending")})
         )
     result = RunResult(store.root, outcome, stats)
+    if not stats["records"]:
+        log.warning("%s: the source gave no items (an empty file, or --limit 0): nothing to do", store.root)
     if outcome.interrupted:
         raise Interrupted(result)
     if stats["complete"] and run.recipe.export:
-        result.exports = export_run(store.root, list(run.recipe.export), options=run.recipe.export_options)
+        try:
+            formats, options = list(run.recipe.export), run.recipe.export_options
+            result.exports = export_run(store.root, formats, options=options)
+        except OSError as exc:  # the run is finished: its funnel is printed with the export's error
+            exc.finished_stats = stats  # type: ignore[attr-defined]
+            raise
     return result
 
 
@@ -165,6 +188,22 @@ def _log_to(path: Path) -> Any:
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _finished(run: OpenRun, invocation: int) -> dict[str, Any]:
+    """The funnel of the work on disk, for a run stopped by a full disk: the stored outputs
+    walked without computing or writing anything (as `rethreshold` does)."""
+    outcome = run_local(
+        run.plan,
+        run.source,
+        run.store,
+        limit=run.limit,
+        shard=run.shard,
+        mode=Mode.DECIDE_ONLY,
+        progress=False,
+        invocation=invocation,
+    )
+    return _stats(outcome, 0.0)
 
 
 def _stats(outcome: Outcome, seconds: float) -> dict[str, Any]:

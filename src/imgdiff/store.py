@@ -16,6 +16,7 @@ that exists is a finished piece of work, and a line cut short by a kill is ignor
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import json
@@ -36,6 +37,7 @@ from imgdiff.record import Record
 log = logging.getLogger("imgdiff")
 IMAGE_NAMES = ("a", "b")
 _LOCK = ".lock"
+_STRAY_TMP = ".*.tmp-*"  # temporaries that earlier versions wrote beside their file
 _DERIVED = ("report", "audit")  # other folders made from a run's records; --fresh removes them
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so that .npz bytes do not depend on the clock
 
@@ -49,11 +51,27 @@ def atomic_write(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
     folder = tmp_dir if tmp_dir is not None else path.parent
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{path.name}.tmp-{os.getpid()}"
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    with _naming(path):
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk keeps no half file
+            raise
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError without a file name (a write refused: disk full, file-size limit) names `path`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+        raise
 
 
 def dumps(obj: Any) -> str:
@@ -111,10 +129,13 @@ class PartWriter:
             return
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write("".join(dumps(line) + "\n" for line in lines))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+            # Unbuffered: a refused write (full disk) leaves nothing buffered for close() to retry.
+            self._handle = self.path.open("ab", buffering=0)
+        data = memoryview("".join(dumps(line) + "\n" for line in lines).encode("utf-8"))
+        with _naming(self.path):
+            while data:
+                data = data[self._handle.write(data) :]
+            os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         if self._handle is not None:
@@ -217,15 +238,36 @@ class RunStore:
         return {int(d.name.split("-of-")[1]) for d in self.shards_dir.glob("*-of-*")}
 
     def sweep(self) -> None:
-        """Remove what writes cut short by a kill left behind (only ever in `.tmp/`)."""
+        """Remove what writes cut short by a kill left behind: `.tmp/`, and the temporaries older
+        versions wrote beside run.json, records.jsonl and stats.json; cut the last line of a part
+        file that a kill cut short, once, so that it is not reported on every later command."""
         import shutil
 
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        for stray in self.root.glob(_STRAY_TMP):
+            stray.unlink(missing_ok=True)
+        self.cut_torn_parts()
+
+    def cut_torn_parts(self) -> None:
+        """Cut the last line of every part file whose last write was cut short (a kill, a full
+        disk), once, so that it is not reported on every later command."""
+        for part in self.part_paths():
+            _cut_torn_tail(part)
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """One process at a time per run directory; a second one is told so in one line."""
-        with (self.root / _LOCK).open("w") as handle:
+    def locked(self, read_only: bool = False) -> Iterator[None]:
+        """One process at a time per run directory; a second one is told so in one line.
+
+        `read_only`: the caller only reads the run (an export elsewhere); on a run directory that
+        cannot be written, which no process can change, it goes on without the lock."""
+        try:
+            handle = (self.root / _LOCK).open("w")
+        except OSError as exc:
+            if read_only and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                yield
+                return
+            raise
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -254,6 +296,7 @@ class RunStore:
             {p.name for p in self.root.iterdir()}
             - {p.name for p in (self.shards_dir, self.logs_dir, self.tmp_dir)}
             - {_LOCK}
+            - {p.name for p in self.root.glob(_STRAY_TMP)}
             if self.root.is_dir()
             else set()
         )
@@ -297,7 +340,8 @@ class RunStore:
             raise UsageError(f"{self.run_json} is corrupt; pass --fresh to start the run over") from None
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        atomic_write(self.run_json, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+        text = json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+        atomic_write(self.run_json, text.encode(), self.tmp_dir)
 
     # -- artifacts ---------------------------------------------------------------------------
     def place(self, record: Record) -> None:
@@ -351,13 +395,23 @@ class RunStore:
             raise UsageError(
                 f"'{self.root}' has no records.jsonl (not an imgdiff run, or it has not finished a batch)"
             )
-        with self.records_path.open(encoding="utf-8") as handle:
-            return [Record.from_dict(json.loads(line)) for line in handle if line.strip()]
+        records = []
+        for n, line in _lines(self.records_path):
+            try:
+                records.append(Record.from_dict(json.loads(line)))
+            except json.JSONDecodeError:
+                raise UsageError(
+                    f"{self.records_path} line {n} is cut short or corrupt: run the same `imgdiff run` "
+                    "command again to rewrite it from the parts"
+                ) from None
+            except (ValueError, TypeError) as exc:  # a newer schema_version, fields it does not know
+                raise UsageError(f"{self.records_path} line {n}: {exc}") from None
+        return records
 
     def write_records(self, records: list[Record]) -> None:
         ordered = sorted(records, key=Record.sort_key)
         text = "".join(dumps(r.to_dict()) + "\n" for r in ordered)
-        atomic_write(self.records_path, text.encode("utf-8"))
+        atomic_write(self.records_path, text.encode("utf-8"), self.tmp_dir)
 
     def write_table(self, stage: str, table: str, rows: list[dict[str, Any]]) -> None:
         """A stage's side table as Parquet, rewritten atomically like records.jsonl."""
@@ -369,7 +423,7 @@ class RunStore:
         atomic_write(self.table_path(stage, table), buffer.getvalue(), self.tmp_dir)
 
     def write_stats(self, stats: dict[str, Any]) -> None:
-        atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode())
+        atomic_write(self.stats_path, (json.dumps(stats, indent=2) + "\n").encode(), self.tmp_dir)
 
     # -- readers (report, audit): streaming and tolerant, so any run renders ---------------------
     def iter_record_dicts(self) -> Iterator[dict[str, Any]]:
@@ -403,6 +457,35 @@ class RunStore:
     @property
     def report_dir(self) -> Path:
         return self.root / "report"
+
+
+def _cut_torn_tail(part: Path) -> None:
+    """Truncate a part file after its last whole line when a kill cut the last one short (parts are
+    only ever appended to, so only the last line can be torn). Reads the file's tail only."""
+    with part.open("r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        tail, start = b"", size
+        while start > 0 and tail.count(b"\n") < 2:  # the last line and the newline before it
+            start = max(0, start - (1 << 16))
+            handle.seek(start)
+            tail = handle.read(size - start)
+        body = tail.rstrip(b"\n") if tail.endswith(b"\n") else tail
+        head, newline, last = body.rpartition(b"\n")
+        if not body or tail.endswith(b"\n") and _is_json(last):
+            return
+        keep = start + len(head) + len(newline)
+        log.warning("%s: removed its last line, cut short by an interrupted write (its work is redone)", part)
+        handle.truncate(keep)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

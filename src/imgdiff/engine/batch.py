@@ -1,8 +1,10 @@
 """The one body of code that takes a batch through a step; engines only decide where it runs.
 
 `process(step, records, ...)` is a function of its arguments alone: records whose output is stored
-under the step's fingerprint are reused; the others are computed (in `Mode.COMPUTE`) or left
-pending (in `Mode.DECIDE_ONLY`); the step's decision is applied to every output. It returns the
+under the step's fingerprint, for the same input, are reused; a stored output whose input has since
+changed (an upstream decision kept other boxes) is re-based on the input as it is now, when the
+step knows how (`rebase`); the others are computed (in `Mode.COMPUTE`) or left pending (in
+`Mode.DECIDE_ONLY`); the step's decision is applied to every output. It returns the
 outputs, the part lines of what it computed, the side-table rows and the funnel counts, and writes
 nothing: the engine persists a result (artifacts first, then the part lines) before the next step
 reads the batch. A step must return at least one output for every input: reject, never drop.
@@ -16,7 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from imgdiff.engine.plan import digest
 from imgdiff.engine.steps import Mode, Step
+from imgdiff.errors import UsageError
 from imgdiff.record import Record
 
 
@@ -31,6 +35,7 @@ class StepCounts:
     name: str
     entered: int = 0
     reused: int = 0
+    rebased: int = 0  # of `reused`: stored outputs re-based on a changed input
     computed: int = 0
     pending: int = 0
     out: int = 0
@@ -39,7 +44,7 @@ class StepCounts:
     seconds: float = 0.0
 
     def add(self, other: StepCounts) -> None:
-        for name in ("entered", "reused", "computed", "pending", "out", "kept", "seconds"):
+        for name in ("entered", "reused", "rebased", "computed", "pending", "out", "kept", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rejected.update(other.rejected)
 
@@ -51,6 +56,7 @@ class StepCounts:
             "kept": self.kept,
             "rejected": dict(sorted(self.rejected.items())),
             "reused": self.reused,
+            "rebased": self.rebased,
             "computed": self.computed,
             "pending": self.pending,
             "seconds": round(self.seconds, 3),
@@ -62,7 +68,7 @@ class StepResult:
     outputs: list[Record]  # after the decision, in input order (fan-out children in place)
     pending: list[Record]  # inputs left without an output (decide-only mode)
     computed: list[Record]  # the outputs computed now: their artifacts still to be written
-    lines: list[dict[str, Any]]  # one part line per computed input: {"in", "fp", "out"}
+    lines: list[dict[str, Any]]  # one part line per computed input: {"in", "fp", "in_fp", "out"}
     side_rows: list[tuple[tuple[int, list[int]], list[dict[str, Any]]]]  # (record order, rows)
     counts: StepCounts
 
@@ -83,14 +89,16 @@ def process(
     counts = StepCounts(step.name, entered=len(records))
     outputs: dict[str, list[Record]] = {}
     todo: list[Record] = []
+    in_fps: dict[str, str] = {}  # the input's fingerprint where todo holds a stored output instead
     for record in records:
         entry = stored.get(record.id)
-        if entry is not None and entry["fp"] == step.fingerprint:
-            stored_out = [Record.from_dict(d) for d in entry["out"]]
-            if len(stored_out) == 1 and stored_out[0].kept and step.incomplete(stored_out[0]):
-                todo.append(stored_out[0])  # a re-decision reaches work it lacks: the stage adds just that
-            else:
-                outputs[record.id] = stored_out
+        reused = _reuse(step, record, entry, counts) if entry is not None else None
+        if reused is not None and len(reused) == 1 and reused[0].kept and step.incomplete(reused[0]):
+            # A re-decision reaches work the stored output lacks: the stage adds just that to it.
+            in_fps[record.id] = input_fingerprint(record)
+            todo.append(reused[0])
+        elif reused is not None:
+            outputs[record.id] = reused
         else:
             todo.append(record)
     counts.reused = len(outputs)
@@ -98,9 +106,33 @@ def process(
     if mode is Mode.DECIDE_ONLY:
         pending, todo = todo, []
         counts.pending = len(pending)
-    computed, lines = _compute(step, todo, raws or {}, place, counts, outputs) if todo else ([], [])
+    computed, lines = _compute(step, todo, raws or {}, place, counts, outputs, in_fps) if todo else ([], [])
     decided, side_rows = _decide(step, records, outputs, counts)
     return StepResult(decided, pending, computed, lines, side_rows, counts)
+
+
+def input_fingerprint(record: Record) -> str:
+    """The input as a step received it, upstream decisions applied (its boxes, scores, edit)."""
+    return digest(record.to_dict())
+
+
+def _reuse(step: Step, record: Record, entry: dict[str, Any], counts: StepCounts) -> list[Record] | None:
+    """The stored outputs for `record`, re-based if its input changed since; None: not reusable.
+
+    A line without "in_fp" was written before inputs were fingerprinted: its input is taken as
+    unchanged, as it was then."""
+    if entry["fp"] != step.fingerprint:
+        return None
+    try:
+        stored = [Record.from_dict(d) for d in entry["out"]]
+    except ValueError as exc:  # written by a newer imgdiff
+        raise UsageError(f"the stored output of step {step.name} for {record.id}: {exc}") from None
+    if entry.get("in_fp", input_fingerprint(record)) == input_fingerprint(record):
+        return stored
+    rebased = step.rebase(stored, record)
+    if rebased is not None:
+        counts.rebased += 1
+    return rebased
 
 
 def _compute(
@@ -110,9 +142,13 @@ def _compute(
     place: Callable[[Record], None],
     counts: StepCounts,
     outputs: dict[str, list[Record]],
+    in_fps: dict[str, str],
 ) -> tuple[list[Record], list[dict[str, Any]]]:
-    """Compute `todo`, adding to `outputs`: (the computed outputs, one part line per input)."""
+    """Compute `todo`, adding to `outputs`: (the computed outputs, one part line per input).
+    `in_fps` holds the input fingerprints of records whose stored output is in `todo`."""
     started = time.perf_counter()
+    # before compute: stages change records in place
+    in_fps = {r.id: in_fps.get(r.id) or input_fingerprint(r) for r in todo}
     fresh = by_input(step.name, todo, step.compute(todo, raws))
     computed, lines = [], []
     for record in todo:
@@ -120,7 +156,12 @@ def _compute(
             place(out)
             computed.append(out)
         lines.append(
-            {"in": record.id, "fp": step.fingerprint, "out": [o.to_dict() for o in fresh[record.id]]}
+            {
+                "in": record.id,
+                "fp": step.fingerprint,
+                "in_fp": in_fps[record.id],
+                "out": [o.to_dict() for o in fresh[record.id]],
+            }
         )
     outputs.update(fresh)
     counts.computed = len(todo)

@@ -85,8 +85,9 @@ def reject_item(record: Record, reason: str) -> None:
 
 
 def one_line(exc: BaseException, limit: int = 200) -> str:
-    """`Type: message` on one line, cut at `limit` characters (a reason, not a report)."""
-    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    """`Type: first line of the message`, cut at `limit` characters (a reason, not a report)."""
+    lines = str(exc).strip().splitlines()
+    text = " ".join(f"{type(exc).__name__}: {lines[0]}".split()) if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -57,6 +57,14 @@ class Stage:
         computes just that work; stages that decide whole records never have any."""
         return False
 
+    def rebase(self, stored: list[Record], record: Record, images: ImageLoader) -> list[Record] | None:
+        """Outputs for `record` from `stored`, the outputs computed when the input was different
+        (an upstream decision has since kept other boxes): per-box work reused for the boxes that
+        are still there. None (the default) when the stage cannot: it computes the record again
+        (`run`) or leaves it pending (`rethreshold`). Never a model call: this runs in
+        `rethreshold`, which sets up no stage."""
+        return None
+
     def failed_threshold(self, scores: dict[str, float], prefix: str = "") -> Reason | None:
         """The first set `<score>_min|max|gt|lt` threshold that `scores[prefix + score]` fails, as
         a reason (code "changed_area_min", detail "changed_area 0 < 0.002"); None when all pass.

@@ -13,6 +13,7 @@ from stored output.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -21,6 +22,9 @@ from pydantic import Field
 from imgdiff.language.articles import with_article
 from imgdiff.record import Record, Region
 from imgdiff.stages.base import Stage, StageSettings
+
+if TYPE_CHECKING:
+    from imgdiff.store import ImageLoader
 
 # Per phrasing kind: difference sentences over {old}, {Old} (capitalised), {new} and {where}.
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -103,6 +107,12 @@ class TemplateDescribe(Stage):
                 described += 1
             record.scores["describe.regions"] = float(described)
         return records
+
+    def rebase(self, stored: list[Record], record: Record, images: ImageLoader) -> list[Record] | None:
+        """The per-box work is the phrasing, which costs nothing and depends on the box's place in
+        the list: phrase the boxes as they are now, as a fresh run would."""
+        self.images = images
+        return self([Record.from_dict(record.to_dict())])
 
     def decide(self, record: Record) -> None:
         """Walk the boxes in order: skip those outside the area band, stop at `max_regions`."""
