@@ -158,3 +158,35 @@ def test_an_opencv_entry_names_no_weights() -> None:
     assert ModelEntry(role="inpainter", backend="opencv").where() == "OpenCV (no weights)"
     with pytest.raises(UsageError, match="no weights"):
         validate(ModelEntry, {"role": "inpainter", "backend": "opencv", "id": "x/y"}, "models.cv")
+
+
+def test_killed_and_rerun_gives_identical_records(tmp_path: Path, tiny_models: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    import imgdiff
+    from conftest import tree_bytes
+    from pairs_data import write_pairs
+
+    contract = TestInpaintRemoveContract()
+    contract.models = {name: tiny_models(name) for name in ("clip", "blip", "fastsam")}
+    contract.models["cv"] = {"role": "inpainter", "backend": "opencv"}
+    recipe = {**contract.recipe(write_pairs(tmp_path / "pairs", 6)), "batch_size": 2}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    imgdiff.run(recipe, tmp_path / "whole")
+    command = [sys.executable, "-m", "imgdiff", "run", str(tmp_path / "recipe.yaml")]
+    proc = subprocess.Popen([*command, "--out", str(tmp_path / "killed"), "--no-progress"])
+    parts = tmp_path / "killed" / "stages" / "remove"
+    while proc.poll() is None and sum(1 for p in parts.glob("part-*") for _ in p.open()) < 1:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "records.jsonl").exists(), "the kill came too late"
+    imgdiff.run(recipe, tmp_path / "killed")
+    outputs = ("records.jsonl", "images", "aux")
+    assert tree_bytes(tmp_path / "killed", *outputs) == tree_bytes(tmp_path / "whole", *outputs)
+    assert any(r.kind == "removal" for r in imgdiff.load_records(tmp_path / "whole"))
