@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
-# FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of
-# ~3,000-token prompts wants the H200's memory):
+# FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute) and
+# LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token prompts wants the H200's
+# memory):
 #   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
