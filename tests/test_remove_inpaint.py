@@ -190,3 +190,15 @@ def test_killed_and_rerun_gives_identical_records(tmp_path: Path, tiny_models: A
     outputs = ("records.jsonl", "images", "aux")
     assert tree_bytes(tmp_path / "killed", *outputs) == tree_bytes(tmp_path / "whole", *outputs)
     assert any(r.kind == "removal" for r in imgdiff.load_records(tmp_path / "whole"))
+
+
+def test_a_damaged_masks_file_rejects_that_pair_only(tmp_path: Path) -> None:
+    record, pool = regions_of(8)
+    bad = tmp_path / "masks.npz"
+    bad.write_bytes(b"not a zip")
+    record.artifacts.pop("masks")
+    record.aux["masks"] = "masks.npz"
+    stage = removal_stage(pool)
+    stage.images = ImageLoader(tmp_path)
+    (out,) = stage([record])
+    assert not out.kept and str(out.reason).startswith("missing_file: masks")

@@ -25,6 +25,7 @@ parent is replaced by its children; a pair without any object comes back rejecte
 
 from __future__ import annotations
 
+import zipfile
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -123,9 +124,12 @@ class InpaintRemove(Stage):
         """The record's objects to remove, each as a child with its original and its hole (the
         inpainted image comes later, for the whole batch at once)."""
         s = self.settings
-        masks = (
-            self.images.load(record, "masks") if "masks" in record.aux or "masks" in record.artifacts else {}
-        )
+        try:
+            has_masks = "masks" in record.aux or "masks" in record.artifacts
+            masks = self.images.load(record, "masks") if has_masks else {}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:  # masks file gone or damaged: this pair only
+            record.reject(self.name, f"missing_file: masks of {record.id}: {exc}")
+            return []
         objects = dict(zip("ab", changed_objects(record), strict=True))
         captions = {"a": record.caption_a, "b": record.caption_b}
         children: list[Record] = []
@@ -140,12 +144,14 @@ class InpaintRemove(Stage):
                 if s.changed_below is not None and (similarity is None or similarity >= s.changed_below):
                     continue
                 key = f"{MASK_PREFIX}{int(region.scores.get('candidate', -1))}_{image}"
-                if key not in masks or not masks[key].any():
-                    continue  # no segmenter outline of this box in this image
+                box = integer_box(region.box, height, width)
+                if key not in masks or masks[key].shape != (box[3] - box[1], box[2] - box[0]):
+                    continue  # no segmenter outline of this box in this image (or not of this box)
+                if not masks[key].any():
+                    continue
                 if s.nms_iou is not None and any(iou(region.box, p.box) > s.nms_iou for p in picked):
                     continue
                 picked.append(region)
-                box = integer_box(region.box, height, width)
                 child = record.child(len(children))
                 child.kind, child.edit = "removal", Edit(old=objects[image], new="")
                 child.caption_a, child.caption_b = captions[image], ""
