@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
-# FastSAM-x (a few minutes), LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token
+# FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute), LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token
 # prompts wants the H200's memory) and the describe stage against the reference's one-prompt-at-a-time
 # loop on that model (a few minutes); with --editors (or --all) the instruction editors at full size
 # (InstructPix2Pix, FLUX.1 Kontext, Qwen-Image-Edit: about 10 minutes on an H100):
@@ -49,6 +49,9 @@ if [ -n "$all" ]; then
   # semantic regions per pair with full-size CLIP, BLIP ITM large and FastSAM-x (random weights)
   timeout 240 "$python" benchmarks/regions_speed.py --full > "$out/regions_speed.json" || true
   cat "$out/regions_speed.json"
+  # object removal: SDXL-Turbo-sized inpainting, 512 px, 4 steps, per object (random fp16 weights)
+  timeout 180 "$python" benchmarks/inpaint_speed.py --full > "$out/inpaint_speed.json" || true
+  cat "$out/inpaint_speed.json"
   # figures also go to stderr as they are measured, so a timeout still leaves the plain-generate ones
   timeout 420 "$python" benchmarks/generation_speed.py --full > "$out/generation_speed.json" || true
   cat "$out/generation_speed.json"

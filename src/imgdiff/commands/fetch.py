@@ -75,6 +75,8 @@ def list_models(spec: str | Path | dict[str, Any]) -> list[ModelRow]:
 def _presence(entry: ModelEntry) -> tuple[bool | None, str]:
     if entry.backend == "openai":
         return None, "a server (not checked)"
+    if entry.backend == "opencv":
+        return True, "built in (no weights)"
     if entry.path is not None:
         path = Path(entry.path).expanduser()
         return path.exists(), str(path.absolute())
@@ -134,6 +136,8 @@ def fetch_models(
 def _plan(name: str, entry: ModelEntry, to: Path) -> Step:
     if entry.backend == "openai":
         return Step(name, "server", f"a server at {entry.base_url}, nothing to fetch")
+    if entry.backend == "opencv":
+        return Step(name, "keep", "built in, no weights to fetch")
     if entry.path is not None:
         path = Path(entry.path).expanduser()
         if path.exists():

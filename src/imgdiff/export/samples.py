@@ -7,11 +7,13 @@ which renders and encodes it once for all formats. Two sample types:
 - `DifferenceSample`: one per (kept pair, accepted described box), METHOD.md 4.5: the pair side by
   side with that box drawn, and the box's difference caption as the answer.
 - `ChoiceSample`: a multiple-choice question on a pair (object removal's MCQ): the pair side by side
-  without a box, the lettered options, and the right letter as the answer.
+  (in either order, with or without a box framed on both), the lettered options, and the right
+  letter as the answer. `removal_sample` makes object removal's from a `remove` child.
 """
 
 from __future__ import annotations
 
+import random
 import string
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -123,6 +125,8 @@ class ChoiceSample(Sample):
     choices: tuple[str, ...]
     correct: int  # index into choices
     name: str = "mcq"  # tells several questions on one pair apart in the id
+    box: tuple[float, ...] | None = None  # framed at the same place on both images
+    swapped: bool = False  # True: image b on the left, image a on the right
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.choices) <= 26 or not 0 <= self.correct < len(self.choices):
@@ -142,10 +146,36 @@ class ChoiceSample(Sample):
         return string.ascii_uppercase[self.correct]
 
     def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return side_by_side(a, b)
+        left, right = (b, a) if self.swapped else (a, b)
+        return side_by_side(left, right, self.box)
 
     def own_fields(self) -> dict[str, Any]:
-        return {"choices": list(self.choices)}
+        box = None if self.box is None else [float(v) for v in self.box]
+        return {"choices": list(self.choices), "region.box": box, "swapped": self.swapped}
+
+
+SIDES = ("left", "right")
+
+
+def removal_sample(record: Record) -> ChoiceSample | None:
+    """Object removal's question (METHOD.md 5) on a kept child of the `remove` stage: image a holds
+    the object, image b does not. Which side shows image a is drawn from the record's seed, so the
+    answers are balanced; the answer letter names the side that HAS the object (the reference's
+    letter pointed at the other one)."""
+    if not record.kept or record.kind != "removal" or "remove.present_before" not in record.scores:
+        return None
+    if record.edit is None or not record.edit.old.strip() or not record.truth:
+        return None
+    object_on_right = random.Random(record.seed).random() < 0.5
+    return ChoiceSample(
+        record,
+        prompt=f"Which image has {record.edit.old.strip()} in the red box?",
+        choices=SIDES,
+        correct=SIDES.index("right" if object_on_right else "left"),
+        name="removal",
+        box=tuple(record.truth[0].box),
+        swapped=object_on_right,
+    )
 
 
 def difference_samples(record: Record) -> list[DifferenceSample]:
@@ -160,6 +190,12 @@ def difference_samples(record: Record) -> list[DifferenceSample]:
 
 
 def samples_of_records(records: list[Record]) -> list[Sample]:
-    """Every sample of a run, in canonical record order. (Choice samples come from the object-removal
-    pipeline's records once it exists; `export_samples` takes any list of samples.)"""
-    return [s for record in sorted(records, key=Record.sort_key) for s in difference_samples(record)]
+    """Every sample of a run, in canonical record order: difference samples, then a removal child's
+    question."""
+    out: list[Sample] = []
+    for record in sorted(records, key=Record.sort_key):
+        out += difference_samples(record)
+        removal = removal_sample(record)
+        if removal is not None:
+            out.append(removal)
+    return out

@@ -14,6 +14,7 @@ torch; `roles.py` says what each role's backend object offers, `loading.py` find
 | vl_generator | transformers / openai | `vision_text.py` / `openai_chat.py` |
 | diffusion | diffusers | `diffusion.py` |
 | editor (instruction editing) | diffusers | `editing.py` |
+| inpainter | opencv / diffusers | `inpaint.py` |
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from pydantic import Field, field_validator, model_validator
 from imgdiff.errors import UsageError
 from imgdiff.settings import Settings
 
-Role = Literal["embedder", "matcher", "segmenter", "text_generator", "vl_generator", "diffusion", "editor"]
-Backend = Literal["transformers", "ultralytics", "openai", "diffusers"]
+Role = Literal[
+    "embedder", "matcher", "segmenter", "text_generator", "vl_generator", "diffusion", "editor", "inpainter"
+]
+Backend = Literal["transformers", "ultralytics", "openai", "diffusers", "opencv"]
 
 
 class ModelEntry(Settings):
@@ -65,6 +68,9 @@ class ModelEntry(Settings):
         if self.backend == "openai":
             if not (self.base_url and self.model):
                 raise ValueError("backend openai needs base_url and model")
+        elif self.backend == "opencv":  # weight-free: nothing to locate
+            if self.id is not None or self.path is not None:
+                raise ValueError("backend opencv has no weights: give neither id nor path")
         elif (self.id is None) == (self.path is None):
             raise ValueError("give exactly one of id (hub id) or path (local)")
         return self
@@ -73,6 +79,8 @@ class ModelEntry(Settings):
         """Where the entry points, for messages."""
         if self.backend == "openai":
             return f"{self.model} at {self.base_url}"
+        if self.backend == "opencv":
+            return "OpenCV (no weights)"
         return f"path {self.path}" if self.path else f"hub id {self.id}"
 
     def fingerprint_fields(self) -> dict[str, Any]:
@@ -94,6 +102,8 @@ LOADERS: dict[tuple[str, str], Loader | str] = {
     ("vl_generator", "openai"): "imgdiff.models.openai_chat:load_vision_text",
     ("diffusion", "diffusers"): "imgdiff.models.diffusion:load",
     ("editor", "diffusers"): "imgdiff.models.editing:load",
+    ("inpainter", "opencv"): "imgdiff.models.inpaint:load_opencv",
+    ("inpainter", "diffusers"): "imgdiff.models.inpaint:load_diffusers",
 }
 
 

@@ -100,6 +100,27 @@ class VisionTextGenerator(Protocol):
     def generate(self, prompts: list[VisionPrompt], sampling: Generation) -> list[str]: ...
 
 
+@dataclass
+class Inpainting:
+    """How to fill holes, for one batch: the diffusion settings (METHOD.md 5) and one seed per
+    image (per-record determinism). The weight-free backend uses none of the diffusion settings."""
+
+    prompt: str = "background, nothing"
+    strength: float = 0.85
+    steps: int = 4
+    guidance: float = 0.0
+    size: int = 512  # the pipeline works at size x size; results come back at the input's size
+    seeds: list[int] = field(default_factory=list)
+
+
+class Inpainter(Protocol):
+    """Fills a hole (bool mask, True = remove) in each image from its surroundings."""
+
+    def inpaint(self, images: list[np.ndarray], holes: list[np.ndarray], how: Inpainting) -> list[np.ndarray]:
+        """RGB uint8 images of the inputs' sizes; outside its hole each equals its input exactly."""
+        ...
+
+
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine of each row of `a` with the same row of `b`: (n, d), (n, d) -> (n,) float32.
 

@@ -39,6 +39,7 @@ from imgdiff.errors import UsageError
 from imgdiff.language.coco_words import label_caption
 from imgdiff.language.removal import remove_category
 from imgdiff.language.swaps import rename_category
+from imgdiff.models import inpaint
 from imgdiff.record import Edit, Record, TruthBox
 from imgdiff.sources import coco
 from imgdiff.sources.base import BadItem, Source, SourceSettings, one_line
@@ -295,11 +296,7 @@ def _counts(labels: list[tuple[str, bool, float]]) -> dict[str, int]:
 
 def _inpaint(image: np.ndarray, mask: np.ndarray, dilate: int, method: str) -> np.ndarray:
     """The image with the mask, grown by `dilate` px, filled from its surroundings."""
-    hole = mask.view(np.uint8)
-    if dilate > 0:
-        hole = cv2.dilate(hole, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2))
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    return cv2.inpaint(np.ascontiguousarray(image), hole, 5, flag)
+    return inpaint.fill(image, inpaint.grow(mask, dilate), method)
 
 
 def _composite(

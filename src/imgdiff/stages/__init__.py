@@ -17,13 +17,15 @@ from imgdiff.stages.pair_filter.clip import ClipPairFilter
 from imgdiff.stages.pair_filter.pixel import PixelPairFilter
 from imgdiff.stages.regions.pixel import PixelRegions
 from imgdiff.stages.regions.semantic import SemanticRegions
+from imgdiff.stages.remove.inpaint import InpaintRemove
 
-FLOW = ("edit", "generate", "pair_filter", "regions", "describe")
+FLOW = ("edit", "generate", "pair_filter", "regions", "remove", "describe")
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
     "edit": {"lexicon": LexiconEdit, "llm": LLMEdit},
     "generate": {"p2p": P2PGenerate, "instruct": InstructGenerate},
     "pair_filter": {"clip": ClipPairFilter, "pixel": PixelPairFilter},
     "regions": {"pixel": PixelRegions, "semantic": SemanticRegions},
+    "remove": {"inpaint": InpaintRemove},
     "describe": {"template": TemplateDescribe, "vlm": VlmDescribe},
 }

@@ -45,6 +45,10 @@ TINY: dict[str, tuple[dict[str, Any], str]] = {
         {"role": "editor", "backend": "diffusers"},
         "imgdiff.tiny.editing:make_tiny_qwen_image_edit",
     ),
+    "sdxl_inpaint": (
+        {"role": "inpainter", "backend": "diffusers"},
+        "imgdiff.tiny.diffusion:make_tiny_sdxl_inpaint",
+    ),
 }
 # Which tiny editor stands for each `generate`/`instruct` preset's family.
 TINY_EDITORS = {"instruct-pix2pix": "ip2p", "flux-kontext": "kontext", "qwen-image-edit": "qwen_edit"}
@@ -71,6 +75,13 @@ def make_tiny(
     if any(entry["role"] == "editor" for entry in entries.values()):
         photo_recipe = tiny_photo_recipe(entries, *write_photos(out / "photos"))
         (out / "photo-edit-recipe.yaml").write_text(yaml.safe_dump(photo_recipe, sort_keys=False))
+
+    from imgdiff.recipe import builtin_recipes
+
+    if "img-diff-removal" in builtin_recipes():  # object removal's twin, when its models are built
+        removal = tiny_recipe(entries, out / "captions.txt", "img-diff-removal")
+        if any(name == "remove" for stage in removal.get("stages") or [] for name in stage):
+            (out / "recipe-removal.yaml").write_text(yaml.safe_dump(removal, sort_keys=False))
     return entries
 
 
@@ -86,17 +97,20 @@ def build_tiny(name: str, out: Path) -> dict[str, Any]:
     return {**fields, "path": str(Path(made).resolve())}
 
 
-def tiny_recipe(entries: dict[str, dict[str, Any]], captions: Path | None = None) -> dict[str, Any]:
-    """The `img-diff` recipe on the tiny models, at a size they can run: each of its model entries
-    is replaced by the tiny entry of the same role (SDXL for diffusion when built). When the tiny set
-    lacks a role `img-diff` needs, the weight-free quickstart with the tiny entries listed."""
+def tiny_recipe(
+    entries: dict[str, dict[str, Any]], captions: Path | None = None, builtin: str = "img-diff"
+) -> dict[str, Any]:
+    """The `img-diff` recipe (or another `builtin` one) on the tiny models, at a size they can run:
+    each of its model entries is replaced by the tiny entry of the same role (SDXL for diffusion
+    when built). When the tiny set lacks a role it needs, the weight-free quickstart with the tiny
+    entries listed."""
     from imgdiff.recipe import builtin_recipes
 
     recipes = builtin_recipes()
     by_role: dict[str, str] = {}
     for name, entry in sorted(entries.items(), key=lambda item: item[0] != "sdxl"):
         by_role.setdefault(entry["role"], name)
-    raw = yaml.safe_load(recipes.get("img-diff", recipes["quickstart"]))
+    raw = yaml.safe_load(recipes.get(builtin, recipes["quickstart"]))
     named = raw.get("models") or {}
     if any(entry["role"] not in by_role for entry in named.values()):
         raw, named = yaml.safe_load(recipes["quickstart"]), {}
@@ -108,7 +122,7 @@ def tiny_recipe(entries: dict[str, dict[str, Any]], captions: Path | None = None
         raw["source"]["path"] = str(captions.resolve())
     for stage in raw.get("stages") or []:
         ((name, settings),) = stage.items()
-        if name == "generate" and settings is not None:
+        if name in ("generate", "remove") and settings is not None:
             settings.update({"size": 64, "steps": 2})
         if settings is not None and (name, settings.get("method")) in RANDOM_SCORE_THRESHOLDS:
             # Random weights score noise: the smoke run opens the model-score thresholds so that
@@ -125,6 +139,7 @@ def tiny_recipe(entries: dict[str, dict[str, Any]], captions: Path | None = None
 RANDOM_SCORE_THRESHOLDS: dict[tuple[str, str], dict[str, Any]] = {
     ("pair_filter", "clip"): {"similarity_gt": None, "similarity_lt": None},
     ("regions", "semantic"): {"crop_similarity_lt": None, "match_rule": "none"},
+    ("remove", "inpaint"): {"changed_below": None, "present_before_min": None, "present_after_max": None},
 }
 
 

@@ -1,7 +1,7 @@
 """Diffusion pipelines built in code: the tiny random SD 1.5 and SDXL pipelines (`imgdiff models
-make-tiny`'s `sd15` and `sdxl`, about 1 MB each), and full-size SDXL's architecture fields, so that it
-can be built without a download (on the meta device for layout tests, with random weights on a GPU
-for benchmarks).
+make-tiny`'s `sd15`, `sdxl` and the inpainting `sdxl_inpaint`, about 1 MB each), and full-size
+SDXL's architecture fields, so that it can be built without a download (on the meta device for
+layout tests, with random weights on a GPU for benchmarks).
 
 The tiny pipelines keep SDXL's block layout in miniature (a first level without attention, then self +
 cross attention at two resolutions, more transformer layers at the lower one) so that the per-layer
@@ -117,6 +117,17 @@ def make_tiny_sdxl(out: Path) -> Path:
             force_zeros_for_empty_prompt=True,
         )
         pipe.save_pretrained(out)
+    return out
+
+
+def make_tiny_sdxl_inpaint(out: Path) -> Path:
+    """The tiny SDXL pipeline as an SDXL inpainting pipeline (the `inpainter` role's tiny model;
+    SDXL-Turbo, the paper's inpainter, is a text-to-image SDXL loaded the same way)."""
+    from diffusers import StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline
+
+    with tempfile.TemporaryDirectory() as work:
+        base = StableDiffusionXLPipeline.from_pretrained(str(make_tiny_sdxl(Path(work) / "sdxl")))
+        StableDiffusionXLInpaintPipeline(**base.components).save_pretrained(out)
     return out
 
 

@@ -56,6 +56,12 @@ State = Literal["earlier", "accepted", "rejected", "caption", "difference"]
 class VlmDescribeSettings(StageSettings):
     RUNTIME = frozenset({"generate_batch_size"})
     DECISIONS = frozenset({"max_regions", "require_natural"})
+    SCORES = {  # per box
+        "area": (0.0, 1.0),  # share of image a
+        "clip_similarity": (-1.0, 1.0),  # CLIP text cosine of the two region captions
+        "blip_cosine": (-1.0, 1.0),  # the lower of the two crops' BLIP contrastive cosines
+        "blip_itm": (0.0, 1.0),  # the lower of the two ITM match probabilities
+    }
 
     vl: str = model_ref("vl_generator")
     embedder: str = model_ref("embedder")

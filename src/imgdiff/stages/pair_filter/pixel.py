@@ -42,6 +42,7 @@ class PixelPairFilterSettings(StageSettings):
         "structure": (-1.0, 1.0),  # SSIM
         "changed_area": (0.0, 1.0),  # share of the pixels
         "median_diff": (0.0, DELTA_E_MAX),  # delta-E
+        "outside_change": (0.0, DELTA_E_MAX),  # mean delta-E outside the edited region
     }
 
     size: int = Field(64, ge=1)  # long side of the compared copies: global statistics need no detail
