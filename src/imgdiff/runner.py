@@ -9,6 +9,7 @@ remembered in `run.json` and apply to later runs unless the command sets them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import platform
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from imgdiff.engine.local import Interrupted, Outcome, run_local
+from imgdiff.engine.ray import RayOptions, check_available, run_ray
 from imgdiff.engine.shard import Shard
 from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
@@ -53,10 +55,15 @@ def run(
     fresh: bool = False,
     progress: bool = False,
     dry_run: bool = False,
+    engine: str = "local",
+    ray: RayOptions | None = None,
 ) -> RunResult | Survey:
     """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
 
-    With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing."""
+    With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing.
+    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers)."""
+    if engine == "ray":
+        check_available()
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if limit is not None and limit < 0:
         raise UsageError(f"--limit {limit}: must be 0 or more")
@@ -82,7 +89,7 @@ def run(
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
         store.write_meta(_meta(opened, remembered))
-        return _execute(opened, Mode.COMPUTE, progress)
+        return _execute(opened, Mode.COMPUTE, progress, ray if engine == "ray" else None)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
@@ -118,8 +125,9 @@ def export(
         return export_run(store.root, formats, Path(to) if to else None, options)
 
 
-def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
-    """The engine over an opened, locked run; then records.jsonl, side tables, stats, exports."""
+def _execute(run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = None) -> RunResult:
+    """The engine over an opened, locked run (the local one, or Ray's when `ray` is given); then
+    records.jsonl, side tables, stats, exports."""
     store = run.store
     store.sweep()
     invocation = store.invocation()
@@ -127,13 +135,14 @@ def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
     with _log_to(store.log_path(invocation)):
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
-        outcome = run_local(
+        engine = run_local if ray is None else functools.partial(run_ray, options=ray)
+        outcome = engine(
             run.plan,
             run.source,
             store,
             limit=run.limit,
             shard=run.shard,
-            mode=mode,
+            **({"mode": mode} if ray is None else {}),
             progress=progress,
             invocation=invocation,
         )
