@@ -3,6 +3,7 @@ local engine, a killed worker's batch retried, a killed driver resumed without r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,10 +57,8 @@ def _lines(run: Path, invocation: int | None = None) -> dict[str, list[str]]:
         ids = found[step] = []
         for path in sorted((run / "stages" / step).glob(pattern)):
             for line in path.read_text().splitlines():
-                try:
+                with contextlib.suppress(json.JSONDecodeError):  # a line cut short by the kill
                     ids.append(json.loads(line)["in"])
-                except json.JSONDecodeError:
-                    pass  # cut short by the kill: not finished work
     return found
 
 

@@ -92,7 +92,12 @@ def _pending_rows(
 
 
 def _compute(
-    plan: Plan, source: Source, store: RunStore, rows: list[dict[str, Any]], invocation: int, options: RayOptions
+    plan: Plan,
+    source: Source,
+    store: RunStore,
+    rows: list[dict[str, Any]],
+    invocation: int,
+    options: RayOptions,
 ) -> None:
     import ray
 
