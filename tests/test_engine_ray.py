@@ -142,3 +142,29 @@ def test_killed_driver_resumes_without_recomputing(cluster, tmp_path):
         assert not set(again[step]) & set(before[step]), f"{step} recomputed finished inputs"
     records = (out / "records.jsonl").read_text().splitlines()
     assert len(records) == len({json.loads(line)["id"] for line in records}) == 48
+
+
+@pytest.mark.slow  # every model stage on tiny models, once per engine
+def test_tiny_img_diff_recipe_under_ray_equals_local(cluster, tmp_path, tiny_models):
+    import torch
+
+    from openai_server import ChatServer
+    from test_recipe_img_diff import CAPTIONS, scripted_edit
+    from test_recipe_img_diff import _run as run_img_diff
+
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps([{"image_id": i, "caption": c} for i, (c, _, _) in enumerate(CAPTIONS)]))
+    # Ray gives a worker as many threads as CPUs it asked for (one here); float sums in the models
+    # depend on the thread count, so the local run uses one thread too.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with ChatServer(scripted_edit) as server:
+        try:
+            assert run_img_diff(tmp_path / "local", captions, server, tiny_models) == 0
+        finally:
+            torch.set_num_threads(threads)
+        assert run_img_diff(tmp_path / "ray", captions, server, tiny_models, engine=cluster) == 0
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert (remote / "records.jsonl").read_bytes() == (local / "records.jsonl").read_bytes()
+    assert _tree(remote / "images") == _tree(local / "images")
+    assert _tree(remote / "aux") == _tree(local / "aux")

@@ -36,7 +36,8 @@ def scripted_edit(body: dict[str, Any]) -> str:
     return json.dumps({"edited_caption": caption.replace(old, new), "old_object": old, "new_object": new})
 
 
-def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int:
+def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any, engine: str | None = None) -> int:
+    """The recipe through the CLI; `engine`: a Ray cluster's address to run it there."""
     sets = {
         "source.path": captions,
         "models.qwen.backend": "openai",
@@ -52,7 +53,8 @@ def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int
         "generate.steps": 2,
     }
     args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
-    return main(["run", "img-diff", "--out", str(out), "--no-progress", *args])
+    ray = ["--engine", "ray", "--address", engine] if engine else []
+    return main(["run", "img-diff", "--out", str(out), "--no-progress", *args, *ray])
 
 
 def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> None:

@@ -108,6 +108,7 @@ def _compute(
     spans = _spans(plan)
     work = dict(plan=plan, source=source, root=str(store.root), fmt=store.image_format, invocation=invocation)
     dataset = ray.data.from_arrow(pa.Table.from_pylist(rows, schema=_SCHEMA))
+    cpus = _cpus_per_actor(ray.cluster_resources().get("CPU", 1.0), spans, options.workers)
     for first, last, models in spans:
         fn_args = dict(work, first=first, last=last)
         size = plan.recipe.run.batch_size
@@ -119,7 +120,7 @@ def _compute(
                 batch_size=size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=options.workers),
-                num_cpus=1,
+                num_cpus=cpus,
                 num_gpus=gpus,
             )  # Ray Data restarts a killed actor and retries its batch
         else:
@@ -144,6 +145,13 @@ def _spans(plan: Plan) -> list[tuple[int, int, set[str]]]:
         models = {name for spec in group for name in spec.models().values()}
         spans.append((first, first + len(group) - 1, models))
     return spans
+
+
+def _cpus_per_actor(cluster_cpus: float, spans: list[tuple[int, int, set[str]]], workers: int) -> float:
+    """A streaming pipeline needs every group's actors alive at once, with a CPU left for the
+    tasks: one CPU per actor where the cluster has them, a share of what it has where it has not."""
+    actors = workers * sum(1 for _, _, models in spans if models)
+    return 1.0 if not actors else max(0.05, min(1.0, (cluster_cpus - 1) / actors))
 
 
 def _gpus(plan: Plan, models: set[str], options: RayOptions) -> float:
