@@ -191,8 +191,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _ray_options(args: argparse.Namespace) -> Any:
     from imgdiff.engine.ray import RayOptions
 
+    if args.engine != "ray" and (args.address or args.workers != 1 or args.gpus_per_worker is not None):
+        raise UsageError("--address, --workers and --gpus-per-worker go with --engine ray")
     if args.workers < 1:
         raise UsageError(f"--workers {args.workers}: must be 1 or more")
+    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
+        raise UsageError(f"--gpus-per-worker {args.gpus_per_worker}: must be 0 or more")
     return RayOptions(args.address, args.workers, args.gpus_per_worker)
 
 
