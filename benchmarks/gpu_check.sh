@@ -2,7 +2,8 @@
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
 # FastSAM-x (a few minutes) and LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of
-# ~3,000-token prompts wants the H200's memory):
+# ~3,000-token prompts wants the H200's memory) and the weights of each model group placed one group at
+# a time (benchmarks/group_memory.py --device cuda):
 #   bash benchmarks/gpu_check.sh [--wheels DIR] [--all]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
@@ -48,4 +49,7 @@ if [ -n "$all" ]; then
   # figures also go to stderr as they are measured, so a timeout still leaves the plain-generate ones
   timeout 420 "$python" benchmarks/generation_speed.py --full > "$out/generation_speed.json" || true
   cat "$out/generation_speed.json"
+  # each model group's float16 weights placed on the GPU one group at a time: peak and place/release seconds
+  timeout 180 "$python" benchmarks/group_memory.py --device cuda > "$out/group_memory.json" || true
+  cat "$out/group_memory.json"
 fi

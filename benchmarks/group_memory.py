@@ -8,11 +8,14 @@ configure them, FastSAM-x (on the CPU: ultralytics does not build on meta, 68 M 
 LLaVA-NeXT-7B (the paper's describer). Groups come from `Plan.groups()` of the built-in `img-diff`
 recipe; bytes are parameters x the entry's dtype bytes (and x 2 for float16 everywhere). Weights
 only: activations and the CUDA context come on top (measure them with benchmarks/gpu_check.sh).
+`--device cuda` also places each group's float16 weights on the GPU, one group after another
+(as the group-wise mode would), and reports the measured peak and the place/release seconds.
 Prints JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -31,14 +34,14 @@ SDXL_VAE = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_p
             "up_block_types": ("UpDecoderBlock2D",) * 4}  # fmt: skip
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def count(modules: list[torch.nn.Module]) -> int:
+    return sum(p.numel() for module in modules for p in module.parameters())
 
 
 def qwen() -> int:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    return count(Qwen2ForCausalLM(Qwen2Config(**QWEN2_7B)))
+    return [Qwen2ForCausalLM(Qwen2Config(**QWEN2_7B))]
 
 
 def sdxl() -> int:
@@ -48,12 +51,12 @@ def sdxl() -> int:
     from imgdiff.tiny.diffusion import SDXL_BASE_TEXT, SDXL_BASE_TEXT_2, SDXL_BASE_UNET
 
     text = dict(vocab_size=49408, max_position_embeddings=77)
-    return (
-        count(UNet2DConditionModel(**SDXL_BASE_UNET))
-        + count(CLIPTextModel(CLIPTextConfig(**SDXL_BASE_TEXT, **text)))
-        + count(CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_BASE_TEXT_2, **text)))
-        + count(AutoencoderKL(**SDXL_VAE))
-    )
+    return [
+        UNet2DConditionModel(**SDXL_BASE_UNET),
+        CLIPTextModel(CLIPTextConfig(**SDXL_BASE_TEXT, **text)),
+        CLIPTextModelWithProjection(CLIPTextConfig(**SDXL_BASE_TEXT_2, **text)),
+        AutoencoderKL(**SDXL_VAE),
+    ]
 
 
 def clip() -> int:
@@ -64,7 +67,7 @@ def clip() -> int:
     text["max_position_embeddings"] = CLIP_FULL["window"]
     config = CLIPConfig(text_config=text, vision_config=CLIP_FULL["vision_config"])
     config.projection_dim = CLIP_FULL["projection_dim"]
-    return count(CLIPModel(config))
+    return [CLIPModel(config)]
 
 
 def blip() -> int:
@@ -79,7 +82,7 @@ def blip() -> int:
         projection_dim=BLIP_FULL["projection_dim"],
         image_text_hidden_size=BLIP_FULL["image_text_hidden_size"],
     )
-    return count(BlipForImageTextRetrieval(config))
+    return [BlipForImageTextRetrieval(config)]
 
 
 def fastsam() -> int:
@@ -90,8 +93,7 @@ def fastsam() -> int:
 
     config = yaml_model_load("yolov8x-seg.yaml")
     config.update(nc=1)
-    with torch.device("cpu"):
-        return count(SegmentationModel(config, nc=1, verbose=False))
+    return [SegmentationModel(config, nc=1, verbose=False)]
 
 
 def llava_next() -> int:
@@ -103,32 +105,78 @@ def llava_next() -> int:
         text_config=LlamaConfig(**FULL_TEXT),
         image_grid_pinpoints=PINPOINTS,
     )
-    return count(LlavaNextForConditionalGeneration(config))
+    return [LlavaNextForConditionalGeneration(config)]
 
 
 BUILDERS = {"qwen": qwen, "sdxl": sdxl, "clip": clip, "blip": blip, "fastsam": fastsam, "llava": llava_next}
 
 
-def measure() -> dict[str, Any]:
+def on_device(groups: list[dict[str, Any]], device: str) -> None:
+    """Each group's models as float16 weights on `device`, one group at a time, as the group-wise
+    mode loads them: the peak allocated memory, and the seconds to place and to release them
+    (allocation only: no checkpoint is read, so a real load adds the disk)."""
+    import gc
+    import time
+
+    cuda = device.startswith("cuda")
+    for group in groups:
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        modules = [m for name in group["models"] for m in _build(name)]
+        placed = [_place(m, device) for m in modules]
+        if cuda:
+            torch.cuda.synchronize(device)
+        loaded = time.perf_counter()
+        del modules, placed
+        gc.collect()
+        if cuda:
+            group["peak_gb_measured"] = round(torch.cuda.max_memory_allocated(device) / GB, 2)
+            torch.cuda.empty_cache()
+            torch.cuda.synchronize(device)
+        group["place_s"] = round(loaded - started, 2)
+        group["release_s"] = round(time.perf_counter() - loaded, 2)
+
+
+def _build(name: str) -> list[torch.nn.Module]:
+    """A model's modules on the meta device; FastSAM-x on the CPU (its buffers need real data)."""
+    if name == "fastsam":
+        return fastsam()
+    with torch.device("meta"):
+        return BUILDERS[name]()
+
+
+def _place(module: torch.nn.Module, device: str) -> torch.nn.Module:
+    """Float16 weights on `device`: allocated, not initialised, for an architecture built on meta;
+    copied for one built on the CPU (FastSAM-x, whose ultralytics model does not take `to_empty`)."""
+    if next(module.parameters()).is_meta:
+        return module.to(torch.float16).to_empty(device=device)
+    return module.half().to(device)
+
+
+def measure(device: str | None = None, only: set[str] | None = None) -> dict[str, Any]:
     from imgdiff.engine.plan import Plan
     from imgdiff.recipe import load_recipe
 
     recipe = load_recipe("img-diff", ["source.path=unused.json"])
-    with torch.device("meta"):
-        params = {name: build() for name, build in BUILDERS.items()}
+    params = {name: count(_build(name)) for name in BUILDERS}
     dtypes = {name: entry.dtype for name, entry in recipe.models.items()}
     groups = []
     for group in Plan(recipe, "", {}).groups():
         names = sorted({n for spec in group for n in spec.models().values()})
         groups.append({"stages": [spec.name for spec in group], "models": names})
     groups.append({"stages": ["describe (the paper's llava)"], "models": ["llava"]})
+    groups = [g for g in groups if only is None or set(g["models"]) <= only]
     for group in groups:
         names = group["models"]
         group["gb_recipe_dtypes"] = round(
             sum(params[n] * BYTES[dtypes.get(n, "float16")] for n in names) / GB, 2
         )
         group["gb_float16"] = round(sum(params[n] * 2 for n in names) / GB, 2)
+    if device is not None:
+        on_device(groups, device)
     return {
+        "device": device,
         "params_millions": {name: round(n / 1e6, 1) for name, n in params.items()},
         "recipe_dtypes": dtypes,
         "groups": groups,
@@ -138,4 +186,11 @@ def measure() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(), indent=2))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", help="also place each group's float16 weights there (e.g. cuda)")
+    parser.add_argument("--only", help="comma-separated models: only the groups made of them")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    print(json.dumps(measure(args.device, only), indent=2))
