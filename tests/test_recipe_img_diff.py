@@ -36,8 +36,16 @@ def scripted_edit(body: dict[str, Any]) -> str:
     return json.dumps({"edited_caption": caption.replace(old, new), "old_object": old, "new_object": new})
 
 
-def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any, engine: str | None = None) -> int:
-    """The recipe through the CLI; `engine`: a Ray cluster's address to run it there."""
+def _run(
+    out: Path,
+    captions: Path,
+    server: ChatServer,
+    tiny_models: Any,
+    engine: str | None = None,
+    chunk_size: int = 0,
+) -> int:
+    """The recipe through the CLI; `engine`: a Ray cluster's address to run it there; `chunk_size`:
+    the local engine with models per group."""
     sets = {
         "source.path": captions,
         "models.qwen.backend": "openai",
@@ -54,6 +62,7 @@ def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any, engine
     }
     args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
     ray = ["--engine", "ray", "--address", engine] if engine else []
+    ray += ["--chunk-size", str(chunk_size)] if chunk_size else []
     return main(["run", "img-diff", "--out", str(out), "--no-progress", *args, *ray])
 
 

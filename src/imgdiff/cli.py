@@ -34,6 +34,9 @@ def _run_options(parser: argparse.ArgumentParser, out_required: bool = True) -> 
     parser.add_argument("--address", help="--engine ray: the cluster to join (default: a local one)")
     parser.add_argument("--workers", type=int, default=1, help="--engine ray: workers per group")
     parser.add_argument("--gpus-per-worker", type=float, help="--engine ray: GPUs (fractional allowed)")
+    parser.add_argument(
+        "--chunk-size", type=int, help="local engine, models per group: load one group's models at a time"
+    )
     parser.add_argument("--fresh", action="store_true", help="start over: discard the directory's run")
     parser.add_argument("--dry-run", action="store_true", help="say what the run would do; write nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -167,6 +170,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 engine=args.engine,
                 ray=_ray_options(args),
+                chunk_size=_chunk_size(args),
             )
         else:
             before = _previous_stats(args.dir)
@@ -186,6 +190,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rethreshold":
         print(_rethreshold_summary(before, result.stats))
     return 0
+
+
+def _chunk_size(args: argparse.Namespace) -> int | None:
+    if args.chunk_size is not None and (args.chunk_size < 1 or args.engine != "local"):
+        raise UsageError(
+            f"--chunk-size {args.chunk_size}: a number of records, 1 or more, with the local engine"
+        )
+    return args.chunk_size
 
 
 def _ray_options(args: argparse.Namespace) -> Any:

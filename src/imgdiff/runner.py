@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgdiff.engine.grouped import run_grouped
 from imgdiff.engine.local import Interrupted, Outcome, run_local
 from imgdiff.engine.ray import RayOptions, check_available, run_ray
 from imgdiff.engine.shard import Shard
@@ -57,11 +58,13 @@ def run(
     dry_run: bool = False,
     engine: str = "local",
     ray: RayOptions | None = None,
+    chunk_size: int | None = None,
 ) -> RunResult | Survey:
     """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
 
     With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing.
-    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers)."""
+    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers); `chunk_size`
+    runs the local engine with models per group, `chunk_size` records at a time."""
     if engine == "ray":
         check_available()
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
@@ -89,7 +92,7 @@ def run(
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
         store.write_meta(_meta(opened, remembered))
-        return _execute(opened, Mode.COMPUTE, progress, ray if engine == "ray" else None)
+        return _execute(opened, Mode.COMPUTE, progress, ray if engine == "ray" else None, chunk_size)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
@@ -125,7 +128,9 @@ def export(
         return export_run(store.root, formats, Path(to) if to else None, options)
 
 
-def _execute(run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = None) -> RunResult:
+def _execute(
+    run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = None, chunk_size: int | None = None
+) -> RunResult:
     """The engine over an opened, locked run (the local one, or Ray's when `ray` is given); then
     records.jsonl, side tables, stats, exports."""
     store = run.store
@@ -136,20 +141,29 @@ def _execute(run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = 
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
         engine = run_local if ray is None else functools.partial(run_ray, options=ray)
+        peaks = None
+        if chunk_size is not None and mode is Mode.COMPUTE:
+            engine = functools.partial(run_grouped, chunk_size=chunk_size)
         outcome = engine(
             run.plan,
             run.source,
             store,
             limit=run.limit,
             shard=run.shard,
-            **({"mode": mode} if ray is None else {}),
+            **({"mode": mode} if engine is run_local else {}),
             progress=progress,
             invocation=invocation,
         )
+        if isinstance(outcome, tuple):  # models per group: the outcome and each group's peak
+            outcome, peaks = outcome
         store.write_records(outcome.records)
         for (stage, table), rows in outcome.tables.items():  # decisions may have changed
             store.write_table(stage, table, rows)
         stats = _stats(outcome, time.perf_counter() - started)
+        if ray is not None:  # a streaming local run's stats stay as they were
+            stats["engine"] = {"mode": "ray", "workers": ray.workers}
+        if peaks is not None:
+            stats["engine"] = {"mode": "models-per-group", "chunk_size": chunk_size, "peak_gpu_gb": peaks}
         store.write_stats(stats)
         log.info(
             "finished: %s", json.dumps({k: stats[k] for k in ("records", "kept", "rejected", "pending")})

@@ -41,7 +41,7 @@ from imgdiff.store import PartWriter, RunStore
 
 log = logging.getLogger("imgdiff")
 
-_SCHEMA = pa.schema([("start", pa.int64()), ("record", pa.string()), ("raw", pa.binary())])
+ROW_SCHEMA = pa.schema([("start", pa.int64()), ("record", pa.string()), ("raw", pa.binary())])
 
 
 @dataclass(frozen=True)
@@ -62,20 +62,25 @@ def run_ray(
     invocation: int = 1,
     options: RayOptions = RayOptions(),
 ) -> Outcome:
-    rows = list(_pending_rows(plan, source, store, limit, shard))
+    rows = list(pending_rows(plan, source, store, limit, shard))
     log.info("ray: %d record(s) to compute", len(rows))
     if rows:
         _compute(plan, source, store, rows, invocation, options)
     outcome = run_local(
         plan, source, store, limit=limit, shard=shard, mode=Mode.DECIDE_ONLY, progress=progress
     )
-    for counts in outcome.counts:  # the decide-only pass reused what the workers computed now
-        computed = len(_lines_of(store, counts.name, invocation))
-        counts.computed, counts.reused = computed, counts.reused - computed
+    computed_counts(outcome, store, invocation)
     return outcome
 
 
-def _pending_rows(
+def computed_counts(outcome: Outcome, store: RunStore, invocation: int) -> None:
+    """The decide-only pass reused what the workers computed now: count that as computed."""
+    for counts in outcome.counts:
+        computed = len(_lines_of(store, counts.name, invocation))
+        counts.computed, counts.reused = computed, counts.reused - computed
+
+
+def pending_rows(
     plan: Plan, source: Source, store: RunStore, limit: int | None, shard: Shard | None
 ) -> Iterator[dict[str, Any]]:
     """One row per record with work left: the step it starts at, the record, its raw item."""
@@ -105,9 +110,9 @@ def _compute(
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    spans = _spans(plan)
+    spans = group_spans(plan)
     work = dict(plan=plan, source=source, root=str(store.root), fmt=store.image_format, invocation=invocation)
-    dataset = ray.data.from_arrow(pa.Table.from_pylist(rows, schema=_SCHEMA))
+    dataset = ray.data.from_arrow(pa.Table.from_pylist(rows, schema=ROW_SCHEMA))
     cpus = _cpus_per_actor(ray.cluster_resources().get("CPU", 1.0), spans, options.workers)
     for first, last, models in spans:
         fn_args = dict(work, first=first, last=last)
@@ -136,7 +141,7 @@ def _compute(
     log.info("ray: pipeline drained, %d record(s) kept through the last step", left)
 
 
-def _spans(plan: Plan) -> list[tuple[int, int, set[str]]]:
+def group_spans(plan: Plan) -> list[tuple[int, int, set[str]]]:
     """(first step index, last step index, model entry names) per unit of work: the source step
     (step 0), then each of the plan's groups."""
     spans = [(0, 0, set[str]())]
@@ -161,7 +166,7 @@ def _gpus(plan: Plan, models: set[str], options: RayOptions) -> float:
     return 1.0 if any(d.startswith("cuda") for d in devices) else 0.0
 
 
-class _Span:
+class Span:
     """Steps `first..last` of the run, built in a worker; persists into its own part files."""
 
     def __init__(
@@ -198,7 +203,7 @@ class _Span:
             live = [r for r in result.outputs if r.kept]
         self.store.images.forget()
         out = later + [{"start": self.last + 1, "record": json.dumps(r.to_dict()), "raw": None} for r in live]
-        return pa.Table.from_pylist(out, schema=_SCHEMA)
+        return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
 
     def close(self) -> None:
         for writer in self.writers.values():
@@ -209,7 +214,7 @@ class GroupWorker:
     """One actor of a group's pool: its steps (and so its models) are set up once per actor."""
 
     def __init__(self, **work: Any) -> None:
-        self.span = _Span(**work)
+        self.span = Span(**work)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.span(batch)
@@ -217,7 +222,7 @@ class GroupWorker:
 
 def _weight_free(batch: pa.Table, **work: Any) -> pa.Table:
     """A group without models (or the source step) as a plain task: cheap to build per batch."""
-    span = _Span(**work)
+    span = Span(**work)
     try:
         return span(batch)
     finally:
