@@ -41,7 +41,11 @@ from imgdiff.store import PartWriter, RunStore
 
 log = logging.getLogger("imgdiff")
 
-ROW_SCHEMA = pa.schema([("start", pa.int64()), ("record", pa.string()), ("raw", pa.binary())])
+# batch: the number of the source batch a record came from (the models-per-group mode keeps the
+# streaming mode's batches with it: a model's floats depend on what else is in its batch).
+ROW_SCHEMA = pa.schema(
+    [("start", pa.int64()), ("record", pa.string()), ("raw", pa.binary()), ("batch", pa.int64())]
+)
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,12 @@ def pending_rows(
     """One row per record with work left: the step it starts at, the record, its raw item."""
     steps = make_steps(plan, source, store)
     stored = {s.name: store.read_parts(s.name) for s in steps}
-    for records, raws in _batches(plan, source, limit, shard):
+    for batch, (records, raws) in enumerate(_batches(plan, source, limit, shard)):
         for index, step in enumerate(steps):
             result = process(step, records, stored[step.name], Mode.DECIDE_ONLY, store.place, raws)
             for record in result.pending:
                 raw = pickle.dumps(raws[record.id]) if index == 0 else None
-                yield {"start": index, "record": json.dumps(record.to_dict()), "raw": raw}
+                yield {"start": index, "record": json.dumps(record.to_dict()), "raw": raw, "batch": batch}
             records = [r for r in result.outputs if r.kept]
         store.images.forget()
 
@@ -202,7 +206,11 @@ class Span:
             self.writers[step.name].append(result.lines)
             live = [r for r in result.outputs if r.kept]
         self.store.images.forget()
-        out = later + [{"start": self.last + 1, "record": json.dumps(r.to_dict()), "raw": None} for r in live]
+        batch = rows[0]["batch"] if rows else 0  # the models-per-group mode passes one batch at a time
+        out = later + [
+            {"start": self.last + 1, "record": json.dumps(r.to_dict()), "raw": None, "batch": batch}
+            for r in live
+        ]
         return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
 
     def close(self) -> None:
