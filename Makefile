@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/imgdiff: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,models,segment,eval,export]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,models,segment,eval,export,ray]'
 	touch $(BIN)/imgdiff
 
 setup: $(BIN)/imgdiff

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
 # also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
-# FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute), LLaVA-NeXT-7B-sized generation (a few minutes; batch 32 of ~3,000-token
-# prompts wants the H200's memory) and the describe stage against the reference's one-prompt-at-a-time
-# loop on that model (a few minutes); with --editors (or --all) the instruction editors at full size
-# (InstructPix2Pix, FLUX.1 Kontext, Qwen-Image-Edit: about 10 minutes on an H100):
+# FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute), LLaVA-NeXT-7B-sized
+# generation (a few minutes; batch 32 of ~3,000-token prompts wants the H200's memory), the describe
+# stage against the reference's one-prompt-at-a-time loop on that model (a few minutes) and the
+# weights of each model group placed one group at a time (benchmarks/group_memory.py --device cuda);
+# with --editors (or --all) the instruction editors at full size (InstructPix2Pix, FLUX.1 Kontext,
+# Qwen-Image-Edit: about 10 minutes on an H100):
 #   bash benchmarks/gpu_check.sh [--wheels DIR] [--all] [--editors]
 # Runs with the machine's own python3 and torch. `--wheels DIR` installs the wheels in DIR (packages
 # the machine lacks, e.g. diffusers) into a temporary folder put on PYTHONPATH, without dependencies.
@@ -57,6 +59,9 @@ if [ -n "$all" ]; then
   cat "$out/generation_speed.json"
   timeout 480 "$python" benchmarks/describe_speed.py --full > "$out/describe_speed.json" || true
   cat "$out/describe_speed.json"
+  # each model group's float16 weights placed on the GPU one group at a time: peak and place/release seconds
+  timeout 180 "$python" benchmarks/group_memory.py --device cuda > "$out/group_memory.json" || true
+  cat "$out/group_memory.json"
 fi
 
 if [ -n "$editors" ]; then

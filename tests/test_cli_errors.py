@@ -121,3 +121,17 @@ def test_recipes_list_and_show(capsys) -> None:
     assert "type: pairs" in capsys.readouterr().out
     code, err = _run(capsys, "recipes", "show", "pair")
     assert code == 2 and "did you mean 'pairs'" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--address", "127.0.0.1:1"], "go with --engine ray"),
+        (["--engine", "ray", "--workers", "0"], "--workers 0: must be 1 or more"),
+        (["--engine", "ray", "--gpus-per-worker", "-1"], "--gpus-per-worker -1.0: must be 0 or more"),
+    ],
+)
+def test_ray_flags_are_checked_before_anything_runs(tmp_path, capsys, flags, says) -> None:
+    code, err = _run(capsys, "run", "quickstart", "--out", str(tmp_path / "run"), "--limit", "2", *flags)
+    assert code == 2 and says in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

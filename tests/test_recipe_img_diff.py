@@ -50,7 +50,16 @@ def scripted(body: dict[str, Any]) -> str:
     return "The boxes differ: " + text.split("Hints: ", 1)[1].split(" What is", 1)[0]
 
 
-def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int:
+def _run(
+    out: Path,
+    captions: Path,
+    server: ChatServer,
+    tiny_models: Any,
+    engine: str | None = None,
+    chunk_size: int = 0,
+) -> int:
+    """The recipe through the CLI; `engine`: a Ray cluster's address to run it there; `chunk_size`:
+    the local engine with models per group."""
     sets = {
         "source.path": captions,
         "models.qwen.backend": "openai",
@@ -73,7 +82,9 @@ def _run(out: Path, captions: Path, server: ChatServer, tiny_models: Any) -> int
         "describe.blip_cosine_gt": "null",
     }
     args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
-    return main(["run", "img-diff", "--out", str(out), "--no-progress", *args])
+    ray = ["--engine", "ray", "--address", engine] if engine else []
+    ray += ["--chunk-size", str(chunk_size)] if chunk_size else []
+    return main(["run", "img-diff", "--out", str(out), "--no-progress", *args, *ray])
 
 
 def test_img_diff_recipe_runs_end_to_end(tmp_path: Path, tiny_models: Any) -> None:

@@ -31,7 +31,13 @@ def _run_options(parser: argparse.ArgumentParser, out_required: bool = True) -> 
         help="override a recipe setting, e.g. pair_filter.similarity_min=0.9",
     )
     parser.add_argument("--shard", help="run the I-th of N slices into DIR/shards/I-of-N")
-    parser.add_argument("--engine", choices=["local"], default="local")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local")
+    parser.add_argument("--address", help="--engine ray: the cluster to join (default: a local one)")
+    parser.add_argument("--workers", type=int, default=1, help="--engine ray: workers per group")
+    parser.add_argument("--gpus-per-worker", type=float, help="--engine ray: GPUs (fractional allowed)")
+    parser.add_argument(
+        "--chunk-size", type=int, help="local engine, models per group: load one group's models at a time"
+    )
     parser.add_argument("--fresh", action="store_true", help="start over: discard the directory's run")
     parser.add_argument("--dry-run", action="store_true", help="say what the run would do; write nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -173,6 +179,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 fresh=args.fresh,
                 progress=not args.no_progress,
                 dry_run=args.dry_run,
+                engine=args.engine,
+                ray=_ray_options(args),
+                chunk_size=_chunk_size(args),
             )
         else:
             before = _previous_stats(args.dir)
@@ -192,6 +201,26 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rethreshold":
         print(_rethreshold_summary(before, result.stats))
     return 0
+
+
+def _chunk_size(args: argparse.Namespace) -> int | None:
+    if args.chunk_size is not None and (args.chunk_size < 1 or args.engine != "local"):
+        raise UsageError(
+            f"--chunk-size {args.chunk_size}: a number of records, 1 or more, with the local engine"
+        )
+    return args.chunk_size
+
+
+def _ray_options(args: argparse.Namespace) -> Any:
+    from imgdiff.engine.ray import RayOptions
+
+    if args.engine != "ray" and (args.address or args.workers != 1 or args.gpus_per_worker is not None):
+        raise UsageError("--address, --workers and --gpus-per-worker go with --engine ray")
+    if args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: must be 1 or more")
+    if args.gpus_per_worker is not None and args.gpus_per_worker < 0:
+        raise UsageError(f"--gpus-per-worker {args.gpus_per_worker}: must be 0 or more")
+    return RayOptions(args.address, args.workers, args.gpus_per_worker)
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import platform
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgdiff.engine.grouped import run_grouped
 from imgdiff.engine.local import Interrupted, Outcome, run_local
+from imgdiff.engine.ray import RayOptions, check_available, run_ray
 from imgdiff.engine.shard import Shard
 from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
@@ -54,10 +57,17 @@ def run(
     fresh: bool = False,
     progress: bool = False,
     dry_run: bool = False,
+    engine: str = "local",
+    ray: RayOptions | None = None,
+    chunk_size: int | None = None,
 ) -> RunResult | Survey:
     """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
 
-    With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing."""
+    With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing.
+    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers); `chunk_size`
+    runs the local engine with models per group, `chunk_size` records at a time."""
+    if engine == "ray":
+        check_available()
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if limit is not None and limit < 0:
         raise UsageError(f"--limit {limit}: must be 0 or more")
@@ -84,7 +94,7 @@ def run(
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
         store.write_meta(_meta(opened, remembered))
-        return _execute(opened, Mode.COMPUTE, progress)
+        return _execute(opened, Mode.COMPUTE, progress, ray if engine == "ray" else None, chunk_size)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
@@ -129,29 +139,42 @@ def warn_if_empty(store: RunStore, what: str) -> None:
         log.warning("%s: the run's source gave no items: %s is empty", store.root, what)
 
 
-def _execute(run: OpenRun, mode: Mode, progress: bool) -> RunResult:
-    """The engine over an opened, locked run; then records.jsonl, side tables, stats, exports."""
+def _execute(
+    run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = None, chunk_size: int | None = None
+) -> RunResult:
+    """The engine over an opened, locked run (the local one, or Ray's when `ray` is given); then
+    records.jsonl, side tables, stats, exports."""
     store = run.store
     invocation = store.invocation()
     started = time.perf_counter()
     with _log_to(store.log_path(invocation)):
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
+        engine = run_local if ray is None else functools.partial(run_ray, options=ray)
+        peaks = None
+        if chunk_size is not None and mode is Mode.COMPUTE:
+            engine = functools.partial(run_grouped, chunk_size=chunk_size)
         try:
-            outcome = run_local(
+            outcome = engine(
                 run.plan,
                 run.source,
                 store,
                 limit=run.limit,
                 shard=run.shard,
-                mode=mode,
+                **({"mode": mode} if engine is run_local else {}),
                 progress=progress,
                 invocation=invocation,
             )
+            if isinstance(outcome, tuple):  # models per group: the outcome and each group's peak
+                outcome, peaks = outcome
             store.write_records(outcome.records)
             for (stage, table), rows in outcome.tables.items():  # decisions may have changed
                 store.write_table(stage, table, rows)
             stats = _stats(outcome, time.perf_counter() - started)
+            if ray is not None:  # a streaming local run's stats stay as they were
+                stats["engine"] = {"mode": "ray", "workers": ray.workers}
+            if peaks is not None:
+                stats["engine"] = {"mode": "models-per-group", "chunk_size": chunk_size, "peak_gpu_gb": peaks}
             store.write_stats(stats)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
