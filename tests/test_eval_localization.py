@@ -52,6 +52,14 @@ def test_cli_json_and_a_run_without_truth(tmp_path: Path, pairs_file: Path, caps
     records = [_record("replacement", [[0, 0, 10, 10]], [[0, 0, 10, 10]])]
     (tmp_path / "run" / "records.jsonl").write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
     assert main(["eval", "localization", str(tmp_path / "run"), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert {"precision", "recall", "mean_iou", "pairs", "distractor_rejection"} <= out.keys()
     assert out["precision"] == out["recall"] == 1.0
+    assert "not a finished run" not in captured.err  # a finished run: no warning
+    stats_path = tmp_path / "run" / "stats.json"
+    stats = json.loads(stats_path.read_text())
+    stats_path.write_text(json.dumps({**stats, "complete": False}))
+    assert main(["eval", "localization", str(tmp_path / "run"), "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "is not a finished run" in err and "\n" not in err.strip()  # one line, the scores follow

@@ -148,6 +148,19 @@ def load_records(out: str | Path) -> list[Record]:
     return RunStore(out).read_records()
 
 
+def load_finished_records(out: str | Path) -> list[Record]:
+    """`load_records` for readers that score a run (eval, predict): they say so, as a warning, when
+    the run is not finished (work pending, or stopped), since the numbers then cover part of it."""
+    store = RunStore(out)
+    if not (store.read_stats() or {}).get("complete"):
+        log.warning(
+            "%s is not a finished run (work is pending or it was stopped): the numbers cover only the "
+            "records finished so far; run the same `imgdiff run` command to finish it",
+            store.root,
+        )
+    return store.read_records()
+
+
 class RunStore:
     """A run directory: owns every path in it (the module docstring shows the layout)."""
 

@@ -67,7 +67,7 @@ def evaluate(records: list[Record]) -> dict[str, Any]:
 
 
 def evaluate_dir(out: str | Path) -> dict[str, Any]:
-    from imgdiff.store import load_records
+    from imgdiff.store import load_finished_records as load_records
 
     records = load_records(out)
     if not any(r.truth for r in records) and not any(r.kind == "distractor" for r in records):

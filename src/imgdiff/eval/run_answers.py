@@ -16,7 +16,7 @@ def join(
 ) -> tuple[list[Record], dict[str, dict[str, Any]]]:
     """The kept records that have an answer line, and the lines by id. Answers about ids the run
     does not keep fail; kept pairs without an answer are listed and fail unless `allow_missing`."""
-    from imgdiff.store import load_records
+    from imgdiff.store import load_finished_records as load_records
 
     predictions = read_predictions(pred)
     header = predictions.header

@@ -17,7 +17,7 @@ from imgdiff.store import RunStore
 
 
 def run_benchmark(out: Path, task: str) -> Benchmark:
-    from imgdiff.store import load_records
+    from imgdiff.store import load_finished_records as load_records
 
     if task not in TASKS:
         raise UsageError(f"unknown task '{task}' for run:DIR (valid: {', '.join(TASKS)})")
