@@ -43,7 +43,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_models: Any) -> Path
     captions = root / "captions.txt"
     captions.write_text("\n".join(TINY_CAPTIONS[:2]) + "\n")
     recipe = root / "recipe.yaml"
-    entries = {name: tiny_models(name) for name in ("llm", "sdxl")}
+    entries = {name: tiny_models(name) for name in ("llm", "sdxl", "clip", "blip", "fastsam", "llava")}
     recipe.write_text(yaml.safe_dump(tiny_recipe(entries, captions)))
     out = root / "run"
     assert main(["run", str(recipe), "--out", str(out), "--no-progress"]) == 0
