@@ -33,7 +33,7 @@ $(TF4)/bin/imgdiff: pyproject.toml constraints.txt constraints-transformers4.txt
 	$(TF4)/bin/pip install --quiet --upgrade pip
 	grep -vE '^(transformers|tokenizers|huggingface_hub|diffusers)==' constraints.txt \
 		| cat - constraints-transformers4.txt > $(TF4)/constraints.txt
-	$(TF4)/bin/pip install --quiet -c $(TF4)/constraints.txt -e '.[dev,models,segment,export]'
+	$(TF4)/bin/pip install --quiet -c $(TF4)/constraints.txt -e '.[dev,models,segment]'
 	touch $(TF4)/bin/imgdiff
 
 test-transformers4: $(TF4)/bin/imgdiff
