@@ -11,6 +11,7 @@ processors, `latents=`, `callback_on_step_end`). SDXL's VAE overflows in float16
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from imgdiff.errors import UsageError
@@ -32,10 +33,10 @@ class DiffusionModel:
     name: str  # the recipe's model entry name
 
 
-def load(name: str, entry: ModelEntry) -> DiffusionModel:
-    """Load a diffusers text-to-image pipeline folder (SDXL, SDXL-Turbo, SD 1.x)."""
+def pipeline_folder(name: str, entry: ModelEntry) -> tuple[Path, str, dict[str, Any]]:
+    """An entry's diffusers pipeline folder, its device and the `from_pretrained` options (dtype,
+    and the fp16 variant when half weights are asked for and there)."""
     import torch
-    from diffusers import DiffusionPipeline
 
     path = locate(name, entry)
     if not (path / "model_index.json").is_file():
@@ -46,6 +47,14 @@ def load(name: str, entry: ModelEntry) -> DiffusionModel:
     # Hub repositories often hold both full and half weights; take the half ones when asked for half.
     if dtype == torch.float16 and any((path / "unet").glob("*.fp16.safetensors")):
         options["variant"] = "fp16"
+    return path, device, options
+
+
+def load(name: str, entry: ModelEntry) -> DiffusionModel:
+    """Load a diffusers text-to-image pipeline folder (SDXL, SDXL-Turbo, SD 1.x)."""
+    from diffusers import DiffusionPipeline
+
+    path, device, options = pipeline_folder(name, entry)
     pipe = DiffusionPipeline.from_pretrained(str(path), **options)
     family = FAMILIES.get(type(pipe).__name__)
     if family is None:

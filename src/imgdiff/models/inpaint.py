@@ -22,8 +22,6 @@ import cv2
 import numpy as np
 
 from imgdiff.errors import UsageError
-from imgdiff.models.compat import diffusers_dtype_keyword
-from imgdiff.models.loading import device_of, dtype_of, locate
 from imgdiff.models.roles import Inpainting
 
 if TYPE_CHECKING:
@@ -109,17 +107,11 @@ class DiffusersInpainter:
 
 def load_diffusers(name: str, entry: ModelEntry) -> DiffusersInpainter:
     """Load an SDXL / SD 1.x folder (text-to-image or inpainting) as its inpainting pipeline."""
-    import torch
     from diffusers import AutoPipelineForInpainting
 
-    path = locate(name, entry)
-    if not (path / "model_index.json").is_file():
-        raise UsageError(f"model '{name}': {path} is not a diffusers pipeline folder (no model_index.json)")
-    device = device_of(entry)
-    dtype = dtype_of(entry, device)
-    options = diffusers_dtype_keyword(dtype)
-    if dtype == torch.float16 and any((path / "unet").glob("*.fp16.safetensors")):
-        options["variant"] = "fp16"
+    from imgdiff.models.diffusion import pipeline_folder
+
+    path, device, options = pipeline_folder(name, entry)
     try:
         pipe = AutoPipelineForInpainting.from_pretrained(str(path), **options)
     except ValueError as exc:  # a pipeline family without an inpainting counterpart
