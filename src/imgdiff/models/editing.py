@@ -22,8 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from imgdiff.errors import UsageError
-from imgdiff.models.compat import diffusers_dtype_keyword
-from imgdiff.models.loading import device_of, dtype_of, locate
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelEntry
@@ -140,12 +138,10 @@ def load(name: str, entry: ModelEntry) -> EditingModel:
     """Load a diffusers instruction-editing pipeline folder."""
     from diffusers import DiffusionPipeline
 
-    path = locate(name, entry)
-    if not (path / "model_index.json").is_file():
-        raise UsageError(f"model '{name}': {path} is not a diffusers pipeline folder (no model_index.json)")
-    device = device_of(entry)
-    dtype = dtype_of(entry, device)
-    pipe = DiffusionPipeline.from_pretrained(str(path), **diffusers_dtype_keyword(dtype))
+    from imgdiff.models.diffusion import pipeline_folder
+
+    path, device, options = pipeline_folder(name, entry)
+    pipe = DiffusionPipeline.from_pretrained(str(path), **options)
     family = FAMILIES.get(type(pipe).__name__)
     if family is None:
         raise UsageError(
