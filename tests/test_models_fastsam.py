@@ -156,3 +156,19 @@ def test_proposals_give_the_same_boxes_and_masks_only_inside_asked_boxes(segment
             assert mask.dtype == bool and mask.shape == (y2 - y1, x2 - x1)
             assert (mask != retina[y1:y2, x1:x2]).mean() < 0.1
     assert segmenter.propose([]) == []
+
+
+def test_torch_keeps_its_thread_count(segmenter):
+    """ultralytics sets torch's threads to cores - 1 on its first CPU call, process-wide: the
+    backend puts the count back, so the other models of a run keep every core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(before + 1)
+    try:
+        type(segmenter)(type(segmenter.model)(segmenter.model.ckpt_path), segmenter.settings).propose(
+            scenes()[:1]
+        )
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)

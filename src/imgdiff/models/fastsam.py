@@ -14,6 +14,8 @@ is only ever given an existing local `.pt`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,8 @@ class FastSamSegmenter:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
-                results = self.model.predict(bgr, **self.settings, retina_masks=True, verbose=False)
+                with _torch_threads_kept():
+                    results = self.model.predict(bgr, **self.settings, retina_masks=True, verbose=False)
                 for i, result in zip(chunk, results, strict=True):
                     out[i] = _segments(result, images[i].shape[:2])
         return [out[i] for i in range(len(images))]
@@ -69,9 +72,10 @@ class FastSamSegmenter:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
-                results = self.model.predict(
-                    bgr, **self.settings, predictor=_predictor_class(), verbose=False
-                )
+                with _torch_threads_kept():
+                    results = self.model.predict(
+                        bgr, **self.settings, predictor=_predictor_class(), verbose=False
+                    )
                 for i, result in zip(chunk, results, strict=True):
                     out[i] = _proposals(result)
         return [out[i] for i in range(len(images))]
@@ -89,45 +93,58 @@ class Proposals:
         self._prototypes = prototypes  # (32, mh, mw) logits basis at a quarter of the model input
         self._coefficients = coefficients  # (k, 32)
         self._letterbox = letterbox  # (gain x, gain y, pad x, pad y, input height, input width)
-        self._basis: tuple[np.ndarray, np.ndarray] | None = None
+        self._basis: tuple[np.ndarray, np.ndarray] | None = None  # (mh, mw, 32), (k, 32)
 
     def masks(self, indices: list[int], boxes: list[list[int]]) -> list[np.ndarray]:
         """The mask of proposal `indices[j]` inside the integer pixel box `boxes[j]` (rows y1:y2,
         columns x1:x2 of the image), as bool (y2 - y1, x2 - x1): the prototype logits over the
         box only, sampled bilinearly at each pixel's centre, positive inside (ultralytics' retina
         masks upsample every prototype logit map to the whole image first)."""
-        import cv2
-
-        gain_x, gain_y, pad_x, pad_y, _, _ = self._letterbox
         if not indices:
             return []
-        if self._basis is None:  # numpy once, on first request
-            self._basis = self._prototypes.float().cpu().numpy(), self._coefficients.float().cpu().numpy()
+        if self._basis is None:  # numpy once, on first request; cells last, so a box's are rows
+            prototypes = self._prototypes.float().permute(1, 2, 0).contiguous().cpu().numpy()
+            self._basis = prototypes, self._coefficients.float().cpu().numpy()
         prototypes, coefficients = self._basis
-        c, mh, mw = prototypes.shape
+        mh, mw, _ = prototypes.shape
+        gain_x, gain_y, pad_x, pad_y, _, _ = self._letterbox
         out = []
         for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
+            # the cells whose logits the box's pixels interpolate between
             cx1 = min(max(int(np.floor(_cell(x1, gain_x, pad_x))), 0), mw - 1)
             cy1 = min(max(int(np.floor(_cell(y1, gain_y, pad_y))), 0), mh - 1)
             cx2 = min(max(int(np.ceil(_cell(x2 - 1, gain_x, pad_x))) + 1, cx1 + 1), mw)
             cy2 = min(max(int(np.ceil(_cell(y2 - 1, gain_y, pad_y))) + 1, cy1 + 1), mh)
-            patch = (coefficients[index] @ prototypes[:, cy1:cy2, cx1:cx2].reshape(c, -1)).reshape(
-                cy2 - cy1, cx2 - cx1
-            )
-            # output pixel (u, v) samples the patch at (sx u + tx, sy v + ty)
-            warp = np.array(
-                [
-                    [gain_x / 4, 0, _cell(x1, gain_x, pad_x) - cx1],
-                    [0, gain_y / 4, _cell(y1, gain_y, pad_y) - cy1],
-                ],
-                np.float64,
-            )
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            logits = cv2.warpAffine(
-                patch, warp, (x2 - x1, y2 - y1), flags=flags, borderMode=cv2.BORDER_REPLICATE
-            )
-            out.append(logits.reshape(y2 - y1, x2 - x1) > 0)
+            patch = prototypes[cy1:cy2, cx1:cx2] @ coefficients[index]  # (cy2 - cy1, cx2 - cx1)
+            left, top = _cell(x1, gain_x, pad_x) - cx1, _cell(y1, gain_y, pad_y) - cy1
+            logits = _warped(patch, gain_x, gain_y, left, top, (x2 - x1, y2 - y1))
+            out.append(logits > 0)
         return out
+
+
+def _warped(
+    patch: np.ndarray, gain_x: float, gain_y: float, left: float, top: float, size: tuple[int, int]
+) -> np.ndarray:
+    """The patch sampled bilinearly at pixel centres, pixel (u, v) at cell (gain_x u / 4 + left,
+    gain_y v / 4 + top) of the patch."""
+    import cv2
+
+    warp = np.array([[gain_x / 4, 0, left], [0, gain_y / 4, top]], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(patch, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+
+@contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Undo what ultralytics does to the whole process on its first CPU call: torch's thread
+    count set to cores - 1 (1 on a 2-core machine, halving every other model's speed)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _cell(pixel: float, gain: float, pad: float) -> float:
