@@ -80,3 +80,15 @@ def test_missing_path_fails_with_one_line_naming_the_model(tmp_path):
         pool.get("my-blip")
     message = str(error.value)
     assert "my-blip" in message and "nowhere" in message and "\n" not in message
+
+
+def test_repeated_texts_score_as_the_models_own_forward(matcher):
+    """The contrastive text features are computed once per distinct text: with one object asked
+    of many crops (as `regions` asks), the pairs still score as the model's own forward."""
+    batch, texts = images(), ["a cat", "a dog", "a cat", "a cat", "a dog", "a cat on a red mat"]
+    pixels = matcher.image_processor(batch, return_tensors="pt", input_data_format="channels_last")
+    tokens = matcher.tokenizer(texts, padding=True, return_tensors="pt", return_token_type_ids=False)
+    with torch.no_grad():
+        contrastive = matcher.model(pixel_values=pixels["pixel_values"], **tokens, use_itm_head=False)
+    _, cosine = matcher.match(batch, texts)
+    np.testing.assert_allclose(cosine, contrastive.itm_score.diagonal().numpy(), atol=1e-6)

@@ -105,3 +105,22 @@ def test_cosine_helpers_on_embeddings(embedder):
     assert cosine_rows(zero, a[:1])[0] == 0.0 and cosine_matrix(zero, b).tolist() == [[0.0] * len(b)]
     with pytest.raises(ValueError, match="cosine_rows"):
         cosine_rows(a, b[:2])
+
+
+def test_squares_at_the_towers_size_skip_the_processor_with_the_same_pixels(embedder, monkeypatch):
+    """Crops already at the tower's square (as `regions` brings them) are normalised directly,
+    giving the processor's pixels; any other size still goes through the processor."""
+    from imgdiff.models import clip
+
+    side = embedder.image_size
+    rng = np.random.default_rng(1)
+    squares = [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(3)]
+    direct = embedder.pixels(squares)
+    assert embedder._plain_squares is True
+    expected = clip.pixel_values(embedder.image_processor, squares, "cpu", torch.float32)
+    torch.testing.assert_close(direct, expected, atol=1e-5, rtol=0)
+    calls = []
+    monkeypatch.setattr(clip, "pixel_values", lambda *a: calls.append(a) or expected)
+    embedder.pixels(squares)
+    embedder.pixels(images()[2:3])
+    assert len(calls) == 1  # only the odd-sized image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.util import find_spec
 
 import numpy as np
@@ -159,16 +160,38 @@ def test_proposals_give_the_same_boxes_and_masks_only_inside_asked_boxes(segment
 
 
 def test_torch_keeps_its_thread_count(segmenter):
-    """ultralytics sets torch's threads to cores - 1 on its first CPU call, process-wide: the
-    backend puts the count back, so the other models of a run keep every core."""
+    """ultralytics sets torch's threads to cores - 1 when it sets up a predictor, process-wide:
+    the backend keeps the caller's count, for the first call's inference too (a run resumed
+    mid-way must compute its first batch as the uninterrupted run did) and for the other models."""
     import torch
 
     before = torch.get_num_threads()
+    fresh = type(segmenter)(type(segmenter.model)(segmenter.model.ckpt_path), segmenter.settings)
+    seen: list[int] = []
+    fresh.model.add_callback("on_predict_batch_start", lambda _: seen.append(torch.get_num_threads()))
     torch.set_num_threads(before + 1)
     try:
-        type(segmenter)(type(segmenter.model)(segmenter.model.ckpt_path), segmenter.settings).propose(
-            scenes()[:1]
-        )
-        assert torch.get_num_threads() == before + 1
+        fresh.propose(scenes()[:1])
+        fresh.segment(scenes()[:1])  # another predictor class: set up again
+        assert seen == [before + 1, before + 1] and torch.get_num_threads() == before + 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_importing_ultralytics_leaves_the_thread_environment_alone():
+    """ultralytics' import sets OMP_NUM_THREADS=1 for every process started after it: a resumed run
+    in a new process then computes with another thread count than the run it resumes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os; from imgdiff.models.fastsam import import_ultralytics; import_ultralytics(); "
+        "import ultralytics; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('NUMEXPR_MAX_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMEXPR_MAX_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "None"]
+    out = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "3"}, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["3", "None"]

@@ -57,12 +57,16 @@ class BlipMatcher(ImageTextModel):
             encoder_attention_mask=torch.ones(image_embeds.shape[:2], dtype=torch.long, device=self.device),
         ).last_hidden_state
         probability = model.itm_head(fused[:, 0, :]).float().softmax(dim=-1)[:, 1]
-        # 3. contrastive head: projected [CLS] features of image and text alone, cosine per pair
+        # 3. contrastive head: projected [CLS] features of image and text alone, cosine per pair;
+        # the text alone once per distinct text (regions asks about one object for many crops)
+        position = {text: i for i, text in enumerate(dict.fromkeys(texts))}
+        alone = self.text_tokens(list(position))
         text_embeds = model.text_encoder(
-            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            input_ids=alone["input_ids"], attention_mask=alone["attention_mask"]
         ).last_hidden_state
         image_feature = normalize(model.vision_proj(image_embeds[:, 0, :]).float(), dim=-1)
         text_feature = normalize(model.text_proj(text_embeds[:, 0, :]).float(), dim=-1)
+        text_feature = text_feature[torch.tensor([position[t] for t in texts], device=self.device)]
         cosine = (image_feature * text_feature).sum(dim=-1)
         return probability.cpu().numpy(), cosine.cpu().numpy()
 

@@ -14,8 +14,6 @@ is only ever given an existing local `.pt`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +50,7 @@ class FastSamSegmenter:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
-                with _torch_threads_kept():
-                    results = self.model.predict(bgr, **self.settings, retina_masks=True, verbose=False)
+                results = self._predict(bgr, retina_masks=True)
                 for i, result in zip(chunk, results, strict=True):
                     out[i] = _segments(result, images[i].shape[:2])
         return [out[i] for i in range(len(images))]
@@ -72,13 +69,29 @@ class FastSamSegmenter:
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start : start + self.batch_size]
                 bgr = [np.ascontiguousarray(images[i][..., ::-1]) for i in chunk]
-                with _torch_threads_kept():
-                    results = self.model.predict(
-                        bgr, **self.settings, predictor=_predictor_class(), verbose=False
-                    )
+                results = self._predict(bgr, predictor=_predictor_class())
                 for i, result in zip(chunk, results, strict=True):
                     out[i] = _proposals(result)
         return [out[i] for i in range(len(images))]
+
+    def _predict(self, images: list[np.ndarray], **options: Any) -> list[Any]:
+        """`model.predict` at the caller's torch thread count. Setting up a predictor, ultralytics
+        sets it process-wide to cores - 1 (1 on a 2-core machine: every other model of the run at
+        half speed, and this call's results depending on whether it set one up): the count is put
+        back as inference starts (its `on_predict_start` event) and kept after."""
+        import torch
+
+        threads = torch.get_num_threads()
+
+        def keep(_predictor: Any) -> None:
+            torch.set_num_threads(threads)
+
+        self.model.add_callback("on_predict_start", keep)
+        try:
+            return self.model.predict(images, **self.settings, **options, verbose=False)
+        finally:
+            self.model.callbacks["on_predict_start"].remove(keep)
+            torch.set_num_threads(threads)
 
 
 class Proposals:
@@ -132,19 +145,6 @@ def _warped(
     warp = np.array([[gain_x / 4, 0, left], [0, gain_y / 4, top]], np.float64)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     return cv2.warpAffine(patch, warp, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
-
-
-@contextmanager
-def _torch_threads_kept() -> Iterator[None]:
-    """Undo what ultralytics does to the whole process on its first CPU call: torch's thread
-    count set to cores - 1 (1 on a 2-core machine, halving every other model's speed)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _cell(pixel: float, gain: float, pad: float) -> float:
@@ -215,7 +215,10 @@ def import_ultralytics() -> None:
     cache folder, unless the user chose otherwise (this must happen before its first import). And
     its import replaces `PIL.Image.open` process-wide with a wrapper that imports `pi_heif` on a file
     PIL cannot read, turning a corrupt image's `UnidentifiedImageError` into `ModuleNotFoundError`
-    in every other stage and source: the original is put back."""
+    in every other stage and source: the original is put back. It also sets `OMP_NUM_THREADS=1`
+    and `NUMEXPR_MAX_THREADS` in the environment, which every process started later inherits
+    (a resumed run, a Ray or export worker would compute on one thread, and a model's float
+    results can differ with the thread count): the user's values are put back."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     if "YOLO_CONFIG_DIR" not in os.environ:
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -223,10 +226,16 @@ def import_ultralytics() -> None:
     from PIL import Image
 
     pil_open = Image.open
+    threads = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "NUMEXPR_MAX_THREADS")}
     try:
         from ultralytics.utils import patches
     finally:
         Image.open = pil_open
+        for name, value in threads.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if Image.open.__module__ == patches.__name__:  # patched by an earlier import of ultralytics
         Image.open = getattr(patches, "_image_open", Image.open)  # where it keeps PIL's own
 

@@ -192,8 +192,10 @@ def _shading(a: np.ndarray, b: np.ndarray, ratio: float, angle: float) -> np.nda
     """Pixels where one image is a darker copy of the other (down to `ratio`, hue within `angle`
     degrees): a soft shadow cast or lifted. Like the shadow test of background subtraction
     (Horprasert et al. 1999), brightness may change but chromaticity may not."""
-    norm_a, norm_b = np.linalg.norm(a, axis=2), np.linalg.norm(b, axis=2)
-    cosine = np.einsum("hwc,hwc->hw", a, b) / (norm_a * norm_b + 1e-6)
+    # channel by channel: numpy's norm and einsum over a 3-long last axis are 2x slower (same sums)
+    (a0, a1, a2), (b0, b1, b2) = cv2.split(a), cv2.split(b)
+    norm_a, norm_b = np.sqrt(a0 * a0 + a1 * a1 + a2 * a2), np.sqrt(b0 * b0 + b1 * b1 + b2 * b2)
+    cosine = (a0 * b0 + a1 * b1 + a2 * b2) / (norm_a * norm_b + 1e-6)
     darker = np.minimum(norm_a, norm_b) / (np.maximum(norm_a, norm_b) + 1e-6)
     return (cosine >= np.cos(np.radians(angle))) & (darker >= ratio)
 

@@ -4,7 +4,8 @@
 1. candidates from the sources in `candidates` (see `candidates.py`): FastSAM proposals of both
    images (ONE segmenter call for all images of the batch, boxes only), the pixel method's changed
    components, and the Prompt-to-Prompt prior's components; merged by IoU, so no box is scored twice;
-2. each candidate cropped from both images at the same coordinates, in memory;
+2. each candidate cropped from both images at the same coordinates, in memory (squeezed to each
+   model's square from the coarsest halving of the image that holds it: `scoring.Pyramid`);
 3. `crop_similarity`: CLIP cosine of the two crops, all crops of the batch through the embedder
    in calls of `crops_per_call`;
 4. `match_a_*` / `match_b_*`: BLIP between each crop and the changed object of ITS OWN image (a's
@@ -136,7 +137,7 @@ _PAPER_DECISIONS = {
 class SemanticRegions(Stage):
     name = "regions"
     method = "semantic"
-    version = 1
+    version = 2  # 2: large boxes squeezed from halved copies of their image (scoring.Pyramid)
     Settings = SemanticRegionsSettings
     SIDE_TABLE = "candidates"
     PRESETS = {
@@ -241,13 +242,14 @@ class SemanticRegions(Stage):
             mass = BoxSums(prior.astype(np.float32).sum(axis=0), (height, width))
             for box, scores in zip(boxes, pixel_scores, strict=True):
                 scores["prior_share"] = mass.share(box)
+        pyramid_a, pyramid_b = scoring.Pyramid(a), scoring.Pyramid(b)  # crops are cut when sized
         return {
             "candidates": candidates,
             "boxes": boxes,
             "pixel_scores": pixel_scores,
             "objects": changed_objects(record),
-            "crops_a": [a[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes],
-            "crops_b": [b[y1:y2, x1:x2] for x1, y1, x2, y2 in boxes],
+            "crops_a": [(pyramid_a, box) for box in boxes],
+            "crops_b": [(pyramid_b, box) for box in boxes],
             "area": [(x2 - x1) * (y2 - y1) / (height * width) for x1, y1, x2, y2 in boxes],
         }
 

@@ -79,7 +79,7 @@ class InpaintRemoveSettings(StageSettings):
 class InpaintRemove(Stage):
     name = "remove"
     method = "inpaint"
-    version = 1
+    version = 2  # 2: large boxes squeezed from halved copies of their image (scoring.Pyramid)
     Settings = InpaintRemoveSettings
     PRESETS = {
         # METHOD.md 5: CLIP < 0.9, NMS, 3 per image; SDXL-Turbo "background, nothing", strength
@@ -111,7 +111,8 @@ class InpaintRemove(Stage):
         for child, without in zip(todo, removed, strict=True):
             child.artifacts["b"] = without
             x1, y1, x2, y2 = integer_box(child.truth[0].box, *without.shape[:2])
-            crops_of.append((child.artifacts["a"][y1:y2, x1:x2], without[y1:y2, x1:x2]))
+            box = [x1, y1, x2, y2]
+            crops_of.append(((scoring.Pyramid(child.artifacts["a"]), box), (scoring.Pyramid(without), box)))
             texts.append(child.edit.old if child.edit else "")
             child.regions = self._differences(child.artifacts["a"], without)
         crops = [c for pair in crops_of for c in pair]
