@@ -195,3 +195,26 @@ def test_importing_ultralytics_leaves_the_thread_environment_alone():
         [sys.executable, "-c", code], env={**env, "OMP_NUM_THREADS": "3"}, capture_output=True, text=True
     )
     assert out.stdout.split() == ["3", "None"]
+
+
+@pytest.mark.parametrize("side", [128, 64])  # at the model's input size (1 pixel = 1/4 cell), and half
+def test_box_masks_by_enlargement_equal_the_general_warp(segmenter, side, monkeypatch):
+    """Where a prototype cell is a whole number of pixels, masks come from a plain enlargement of the
+    cells instead of an affine warp: the very same pixels."""
+    from imgdiff.models import fastsam
+
+    model = FastSamSegmenter(segmenter.model, {**segmenter.settings, "imgsz": 128})
+    image = np.ascontiguousarray(draw_pair(3, size=128)[0][:side, : side * 3 // 4])
+    (proposals,) = model.propose([image])
+    assert fastsam._whole_factor(*proposals._letterbox[:4]) == 4 * side // 128
+    boxes = [
+        [int(x1), int(y1), max(int(np.ceil(x2)), int(x1) + 1), max(int(np.ceil(y2)), int(y1) + 1)]
+        for x1, y1, x2, y2 in proposals.boxes
+    ]
+    indices = list(range(len(boxes)))
+    enlarged = proposals.masks(indices, boxes)
+    monkeypatch.setattr(fastsam, "_whole_factor", lambda *letterbox: 0)
+    warped = proposals.masks(indices, boxes)
+    assert len(boxes) > 0
+    for a, b in zip(enlarged, warped, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -121,6 +121,7 @@ class Proposals:
         prototypes, coefficients = self._basis
         mh, mw, _ = prototypes.shape
         gain_x, gain_y, pad_x, pad_y, _, _ = self._letterbox
+        factor = _whole_factor(gain_x, gain_y, pad_x, pad_y)
         out = []
         for index, (x1, y1, x2, y2) in zip(indices, boxes, strict=True):
             # the cells whose logits the box's pixels interpolate between
@@ -129,10 +130,39 @@ class Proposals:
             cx2 = min(max(int(np.ceil(_cell(x2 - 1, gain_x, pad_x))) + 1, cx1 + 1), mw)
             cy2 = min(max(int(np.ceil(_cell(y2 - 1, gain_y, pad_y))) + 1, cy1 + 1), mh)
             patch = prototypes[cy1:cy2, cx1:cx2] @ coefficients[index]  # (cy2 - cy1, cx2 - cx1)
-            left, top = _cell(x1, gain_x, pad_x) - cx1, _cell(y1, gain_y, pad_y) - cy1
-            logits = _warped(patch, gain_x, gain_y, left, top, (x2 - x1, y2 - y1))
+            if factor:
+                left, top = x1 + pad_x / gain_x - factor * cx1, y1 + pad_y / gain_y - factor * cy1
+                logits = _enlarged(patch, factor, round(left), round(top), (x2 - x1, y2 - y1))
+            else:
+                left, top = _cell(x1, gain_x, pad_x) - cx1, _cell(y1, gain_y, pad_y) - cy1
+                logits = _warped(patch, gain_x, gain_y, left, top, (x2 - x1, y2 - y1))
             out.append(logits > 0)
         return out
+
+
+def _whole_factor(gain_x: float, gain_y: float, pad_x: float, pad_y: float) -> int:
+    """k when a prototype cell is exactly k x k pixels (k = 4 / gain, whole) and the padding is a
+    whole number of pixels, as for an image at the model's input size or a power-of-two part of
+    it; else 0. Then a plain k-times enlargement of the cells samples every pixel centre (shifted
+    by whole pixels), at a third of a general warp's cost, with the warp's very values (its
+    1/32-cell sample positions hold the enlargement's multiples of 1/(2k) exactly, for k <= 16)."""
+    k = 4 / gain_x
+    whole = round(k)
+    exact = gain_x == gain_y and 1 <= whole <= 16 and abs(k - whole) < 1e-9
+    if exact and (pad_x / gain_x).is_integer() and (pad_y / gain_y).is_integer():
+        return whole
+    return 0
+
+
+def _enlarged(patch: np.ndarray, k: int, left: int, top: int, size: tuple[int, int]) -> np.ndarray:
+    """The `size` (w, h) window at (left, top) of the patch enlarged k times, bilinearly: output
+    pixel v samples cell (v + 0.5) / k - 0.5. One replicated cell around the patch keeps every
+    window inside the enlargement and reads the edges as the warp's BORDER_REPLICATE does."""
+    import cv2
+
+    padded = cv2.copyMakeBorder(patch, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    big = cv2.resize(padded, (padded.shape[1] * k, padded.shape[0] * k), interpolation=cv2.INTER_LINEAR)
+    return big[top + k : top + k + size[1], left + k : left + k + size[0]]
 
 
 def _warped(
