@@ -372,6 +372,9 @@ def test_pairs_per_call_stays_out_of_the_fingerprint(tmp_path: Path) -> None:
         {"cross_replace_words": {"cat": 0.5}},
         {"self_replace": [0.1, 0.4]},
         {"self_max_queries": None},
+        {"local_blend": True},
+        {"blend_threshold": 0.5},
+        {"blend_start": 0.2},
     ],
 )
 def test_the_edit_settings_are_in_the_fingerprint(tmp_path: Path, changed: dict[str, Any]) -> None:
