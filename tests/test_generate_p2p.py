@@ -443,3 +443,16 @@ def test_local_blend_survives_out_of_memory_halving(pool: ModelPool, monkeypatch
         assert record.generation["local_blend"] is True
         assert record.artifacts.keys() == want.artifacts.keys() >= {"a", "b", "prior", "blend_mask"}
         assert all(np.array_equal(record.artifacts[k], want.artifacts[k]) for k in record.artifacts)
+
+
+def test_a_run_with_local_blend_writes_the_mask_beside_the_prior(tmp_path: Path, tiny_models: Any) -> None:
+    pairs = write_pairs(tmp_path / "pairs", 3)
+    recipe = _recipe(pairs, tiny_models("sd15"), local_blend=True, blend_threshold=0.9)
+    imgdiff.run(recipe, tmp_path / "run")
+    kept = [r for r in imgdiff.load_records(tmp_path / "run") if r.kept]
+    assert kept
+    for record in kept:
+        assert record.generation["local_blend"] is True and record.generation["blend_threshold"] == 0.9
+        assert record.aux["blend_mask"] == f"aux/{record.id[:2]}/{record.id}_blend_mask.npy"
+        mask = np.load(tmp_path / "run" / record.aux["blend_mask"], allow_pickle=False)
+        assert mask.dtype == np.bool_ and mask.shape == (SIZE // 2, SIZE // 2)
