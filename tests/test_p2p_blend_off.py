@@ -60,3 +60,4 @@ def test_blend_off_gives_the_pairs_recorded_before_blend_existed(family: str, ti
     if stock_digest(pipe) != stock:
         pytest.skip("this platform's float arithmetic differs from the one the digests were recorded on")
     assert p2p_digest(pipe) == p2p
+    assert p2p_digest(pipe, local_blend=False, blend_threshold=0.5) == p2p
