@@ -19,6 +19,7 @@ import torch
 
 import imgdiff.p2p.blend as blend_module
 from imgdiff.p2p import P2PConfig, PairRequest, generate_pairs
+from imgdiff.p2p.schedule import blend_start_step
 from p2p_reference import one_torch_thread, tiny_pipeline  # noqa: F401
 from test_p2p_pairs import PAIRS, SMALL, diff
 
@@ -51,7 +52,7 @@ class Latents:
         def spied(blend: Any, *args: Any) -> torch.Tensor:
             out = call(blend, *args)
             _, step, steps = args
-            if step >= blend_module.blend_start_step(blend.start, steps):
+            if step >= blend_start_step(blend.start, steps):
                 self.masks.append(blend.mask.clone())
             return out
 

@@ -30,11 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from imgdiff.p2p.prior import PriorCollector
-
-
-def blend_start_step(start: float, steps: int) -> int:
-    """The first step (0-based, of `steps`) whose latents are blended."""
-    return int(start * steps)
+from imgdiff.p2p.schedule import blend_start_step
 
 
 class LocalBlend:

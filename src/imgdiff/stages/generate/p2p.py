@@ -47,8 +47,13 @@ from pydantic import Field, field_validator
 
 from imgdiff.clip_tokens import WINDOW as CLIP_WINDOW
 from imgdiff.errors import UsageError
-from imgdiff.p2p.blend import blend_start_step
-from imgdiff.p2p.schedule import as_window, cross_steps, self_max_queries_from_size, self_steps
+from imgdiff.p2p.schedule import (
+    as_window,
+    blend_start_step,
+    cross_steps,
+    self_max_queries_from_size,
+    self_steps,
+)
 from imgdiff.record import Record
 from imgdiff.settings import model_ref
 from imgdiff.stages.base import Stage, StageSettings
