@@ -373,8 +373,6 @@ def test_pairs_per_call_stays_out_of_the_fingerprint(tmp_path: Path) -> None:
         {"self_replace": [0.1, 0.4]},
         {"self_max_queries": None},
         {"local_blend": True},
-        {"blend_threshold": 0.5},
-        {"blend_start": 0.2},
     ],
 )
 def test_the_edit_settings_are_in_the_fingerprint(tmp_path: Path, changed: dict[str, Any]) -> None:
@@ -426,7 +424,7 @@ def test_local_blend_in_the_record_and_its_mask_as_an_artifact(pool: ModelPool) 
         assert 0 < mask.mean() < 1
         assert np.array_equal(record.artifacts["a"], before.artifacts["a"])  # image a is untouched
         assert not np.array_equal(record.artifacts["b"], before.artifacts["b"])
-        assert before.generation["local_blend"] is False and "blend_mask" not in before.artifacts
+        assert "local_blend" not in before.generation and "blend_mask" not in before.artifacts
     # the words are not in the captions: made without local blend, and the record says so
     assert records[2].kept and records[2].generation["local_blend"] is False
     assert "blend_mask" not in records[2].artifacts and "prior" not in records[2].artifacts
@@ -456,3 +454,21 @@ def test_a_run_with_local_blend_writes_the_mask_beside_the_prior(tmp_path: Path,
         assert record.aux["blend_mask"] == f"aux/{record.id[:2]}/{record.id}_blend_mask.npy"
         mask = np.load(tmp_path / "run" / record.aux["blend_mask"], allow_pickle=False)
         assert mask.dtype == np.bool_ and mask.shape == (SIZE // 2, SIZE // 2)
+
+
+def test_the_blend_settings_define_the_fingerprint_only_when_blend_is_on(tmp_path: Path) -> None:
+    model = {"role": "diffusion", "backend": "diffusers", "path": str(tmp_path)}
+
+    def fingerprint(**generate: Any) -> str:
+        recipe = load_recipe(_recipe(tmp_path / "p.jsonl", model, **generate))
+        return stage_fingerprint(recipe.stages[0], recipe, "upstream")
+
+    # off: as before local blend existed (the runs made then resume), whatever its other settings
+    assert fingerprint() == fingerprint(local_blend=False, blend_threshold=0.5, blend_start=0.2)
+    on = fingerprint(local_blend=True)
+    assert on != fingerprint()
+    assert (
+        on
+        != fingerprint(local_blend=True, blend_threshold=0.5)
+        != fingerprint(local_blend=True, blend_start=0.2)
+    )

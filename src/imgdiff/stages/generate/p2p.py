@@ -18,8 +18,9 @@ finding the change to its Difference Area stages) is Prompt-to-Prompt's LocalBle
 (`imgdiff.p2p.blend`): after each step from step int(blend_start * steps), image b's latent takes
 image a's outside the changed words' maps above `blend_threshold` (0.3, the original's). The last
 step's mask goes out as the artifact `blend_mask` (bool, latent size: outside it b's latent is a's);
-`generation.local_blend` says whether the record's pair was blended (a pair whose words are not in
-its captions is made without it), beside the threshold, the start and the steps blended.
+With it on, `generation.local_blend` says whether the record's pair was blended (a pair whose words
+are not in its captions is made without it), beside the threshold, the start and the steps blended;
+off, the record and the stage's fingerprint are what they were before local blend existed.
 
 Rejections, each with a reason (bad input never stops the run):
 - `missing_edit`: no changed object from the `edit` stage (the prior is the changed words' maps);
@@ -102,6 +103,15 @@ class P2PGenerateSettings(StageSettings):
     blend_start: float = Field(0.0, ge=0, le=1)  # a fraction of the steps; 0: from the first step
     pairs_per_call: int = Field(4, ge=1)  # PERFORMANCE.md: at 4 the editing is nearly free
     max_prompt_tokens: int = Field(CLIP_WINDOW, ge=1, le=CLIP_WINDOW)
+
+    def score_defining(self) -> dict[str, Any]:
+        # Off, the blend settings define nothing: leaving them out keeps the fingerprint of runs made
+        # before local blend existed, so those resume without generating again.
+        settings = super().score_defining()
+        if not self.local_blend:
+            for key in ("local_blend", "blend_threshold", "blend_start"):
+                settings.pop(key, None)
+        return settings
 
     @field_validator("cross_replace", "self_replace")
     @classmethod
@@ -245,9 +255,9 @@ class P2PGenerate(Stage):
             # the steps (0-based, [start, end)) the default windows edit under the step rule
             "cross_steps": _steps(cross_steps(s.step_rule, as_window(s.cross_replace), s.steps)),
             "self_steps": _steps(self_steps(s.step_rule, as_window(s.self_replace), s.steps)),
-            "local_blend": s.local_blend,  # per record: whether its pair was blended
         }
-        if s.local_blend:
+        if s.local_blend:  # off, the record is as before local blend existed
+            self.provenance["local_blend"] = True  # per record: whether its pair was blended
             self.provenance["blend_threshold"] = s.blend_threshold
             self.provenance["blend_start"] = s.blend_start
             self.provenance["blend_steps"] = [blend_start_step(s.blend_start, s.steps), s.steps]
