@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks: Prompt-to-Prompt against plain SDXL in at most 6 minutes on one H100; with --all
-# also CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
+# also Prompt-to-Prompt with local blend against without (benchmarks/blend_speed.py --full, about
+# 2 minutes), CLIP/BLIP scoring (about a minute), semantic regions per pair with full-size CLIP, BLIP and
 # FastSAM-x (a few minutes), SDXL-Turbo inpainting per object (about a minute), LLaVA-NeXT-7B-sized
 # generation (a few minutes; batch 32 of ~3,000-token prompts wants the H200's memory), the describe
 # stage against the reference's one-prompt-at-a-time loop on that model (a few minutes) and the
@@ -59,6 +60,9 @@ if [ -n "$all" ]; then
   cat "$out/generation_speed.json"
   timeout 480 "$python" benchmarks/describe_speed.py --full > "$out/describe_speed.json" || true
   cat "$out/describe_speed.json"
+  # Prompt-to-Prompt with local blend against without, 4 pairs per call (about 2 minutes on an H100)
+  timeout 300 "$python" benchmarks/blend_speed.py --full > "$out/blend_speed.json" || true
+  cat "$out/blend_speed.json"
   # each model group's float16 weights placed on the GPU one group at a time: peak and place/release seconds
   timeout 180 "$python" benchmarks/group_memory.py --device cuda > "$out/group_memory.json" || true
   cat "$out/group_memory.json"

@@ -23,7 +23,9 @@ class ReferenceP2PProcessor:
     """Drop-in for `imgdiff.p2p.processor.P2PAttnProcessor` (same constructor), explicit form.
 
     `alignments[i]` = (mapper, alpha) of pair i; `words[i]` = (positions in prompt a, positions in
-    prompt b) for the prior, accumulated into `store` (a dict the test owns: "a", "b" -> (pairs, n))."""
+    prompt b) for the prior, accumulated into `store` (a dict the test owns: "a", "b" -> (pairs, n)).
+    `cross_probs`, a list the test owns, gets each cross-attention layer's probabilities with
+    `prior_queries` queries as the layer uses them (the targets' edited): (batch, heads, n, keys)."""
 
     def __init__(
         self,
@@ -35,6 +37,7 @@ class ReferenceP2PProcessor:
         words: list[tuple[list[int], list[int]]] | None = None,
         store: dict[str, torch.Tensor] | None = None,
         prior_queries: int | None = None,
+        cross_probs: list[torch.Tensor] | None = None,
     ) -> None:
         self.controller = controller
         self.original = original
@@ -42,6 +45,7 @@ class ReferenceP2PProcessor:
         self.words = words
         self.store = store
         self.prior_queries = prior_queries
+        self.cross_probs = cross_probs
 
     def __call__(
         self,
@@ -78,6 +82,8 @@ class ReferenceP2PProcessor:
                 probs[t] = edited
             elif ctl.self_edit(n):
                 probs[t] = source
+        if is_cross and self.cross_probs is not None and n == self.prior_queries:
+            self.cross_probs.append(probs.clone())
         out = torch.bmm(probs.view(batch * attn.heads, n, -1), v)
         out = attn.batch_to_head_dim(out)
         return attn.to_out[1](attn.to_out[0](out)) / attn.rescale_output_factor

@@ -225,7 +225,7 @@ def test_out_of_memory_halves_pairs_per_call_and_retries(
     with caplog.at_level(logging.WARNING, logger="imgdiff"):
         records = stage(_batch(pairs))
     assert seen == calls and stage.pairs_per_call == 2
-    assert "pairs_per_call lowered to 2" in caplog.text
+    assert "generate: pairs_per_call: CUDA out of memory; lowered to 2 per call" in caplog.text
     assert all(r.kept for r in records)
     for x, y in zip(_pixels(records), _pixels(expected), strict=True):  # same calls, same bytes
         assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
@@ -280,6 +280,9 @@ def test_presets_and_settings() -> None:
         "original",
     )
     assert sd15.self_max_queries == 256
+    # local blend is off in every preset; its threshold and start are the original's
+    assert not paper.local_blend and not turbo.local_blend and not sd15.local_blend
+    assert (paper.blend_threshold, paper.blend_start) == (0.3, 0.0)
     with pytest.raises(UsageError, match="size: Input should be a multiple of 8"):
         P2PGenerate.resolve_settings({"diffusion": "m", "size": 100}, "test")
     with pytest.raises(UsageError, match="unknown preset 'fast'"):
@@ -297,6 +300,8 @@ def test_presets_and_settings() -> None:
         ({"cross_replace_words": {"dog": [0.5, 0.1]}}, r"cross_replace_words: dog: a step window needs"),
         ({"cross_replace_words": {"hot dog": 0.5}}, r"cross_replace_words: a per-word window's key is one"),
         ({"self_max_queries": -1}, r"test\.self_max_queries"),
+        ({"blend_threshold": 1.0}, r"test\.blend_threshold: Input should be less than 1"),
+        ({"blend_start": -0.1}, r"test\.blend_start: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_edit_settings_are_one_line_errors(settings: dict[str, Any], message: str) -> None:
@@ -367,6 +372,7 @@ def test_pairs_per_call_stays_out_of_the_fingerprint(tmp_path: Path) -> None:
         {"cross_replace_words": {"cat": 0.5}},
         {"self_replace": [0.1, 0.4]},
         {"self_max_queries": None},
+        {"local_blend": True},
     ],
 )
 def test_the_edit_settings_are_in_the_fingerprint(tmp_path: Path, changed: dict[str, Any]) -> None:
@@ -399,4 +405,70 @@ def test_runs_write_the_prior_and_rerun_to_the_same_bytes(tmp_path: Path, tiny_m
     imgdiff.run(recipe, second)
     assert tree_bytes(first, "records.jsonl", "images", "aux") == tree_bytes(
         second, "records.jsonl", "images", "aux"
+    )
+
+
+def test_local_blend_in_the_record_and_its_mask_as_an_artifact(pool: ModelPool) -> None:
+    plain = _stage(pool)(_batch(2))
+    # 32 px: the tiny UNet's maps are 4x4 and nearly flat, so a high threshold leaves part outside
+    records = _stage(pool, local_blend=True, blend_threshold=0.9, blend_start=0.5)(
+        [*_batch(2), _record(7, "a photo of a cat", "a photo of a dog", edit=Edit("zebra", "dog"))]
+    )
+    for record, before in zip(records[:2], plain, strict=True):
+        assert record.kept, record.reason
+        generation = record.generation
+        assert generation["local_blend"] is True and generation["blend_threshold"] == 0.9
+        assert generation["blend_start"] == 0.5 and generation["blend_steps"] == [1, 2]  # int(0.5 * 2)
+        mask = record.artifacts["blend_mask"]
+        assert mask.dtype == np.bool_ and mask.shape == (SIZE // 2, SIZE // 2)  # the tiny VAE's 2x latent
+        assert 0 < mask.mean() < 1
+        assert np.array_equal(record.artifacts["a"], before.artifacts["a"])  # image a is untouched
+        assert not np.array_equal(record.artifacts["b"], before.artifacts["b"])
+        assert "local_blend" not in before.generation and "blend_mask" not in before.artifacts
+    # the words are not in the captions: made without local blend, and the record says so
+    assert records[2].kept and records[2].generation["local_blend"] is False
+    assert "blend_mask" not in records[2].artifacts and "prior" not in records[2].artifacts
+
+
+def test_local_blend_survives_out_of_memory_halving(pool: ModelPool, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = {"local_blend": True, "blend_threshold": 0.9}
+    expected = _stage(pool, pairs_per_call=2, **settings)(_batch(3))
+    seen = _failing_pipeline(monkeypatch, pool, above=2, times=1)
+    stage = _stage(pool, pairs_per_call=4, **settings)
+    records = stage(_batch(3))
+    assert seen == [3, 2, 1] and stage.pairs_per_call == 2
+    for record, want in zip(records, expected, strict=True):  # same calls, same bytes, masks included
+        assert record.generation["local_blend"] is True
+        assert record.artifacts.keys() == want.artifacts.keys() >= {"a", "b", "prior", "blend_mask"}
+        assert all(np.array_equal(record.artifacts[k], want.artifacts[k]) for k in record.artifacts)
+
+
+def test_a_run_with_local_blend_writes_the_mask_beside_the_prior(tmp_path: Path, tiny_models: Any) -> None:
+    pairs = write_pairs(tmp_path / "pairs", 3)
+    recipe = _recipe(pairs, tiny_models("sd15"), local_blend=True, blend_threshold=0.9)
+    imgdiff.run(recipe, tmp_path / "run")
+    kept = [r for r in imgdiff.load_records(tmp_path / "run") if r.kept]
+    assert kept
+    for record in kept:
+        assert record.generation["local_blend"] is True and record.generation["blend_threshold"] == 0.9
+        assert record.aux["blend_mask"] == f"aux/{record.id[:2]}/{record.id}_blend_mask.npy"
+        mask = np.load(tmp_path / "run" / record.aux["blend_mask"], allow_pickle=False)
+        assert mask.dtype == np.bool_ and mask.shape == (SIZE // 2, SIZE // 2)
+
+
+def test_the_blend_settings_define_the_fingerprint_only_when_blend_is_on(tmp_path: Path) -> None:
+    model = {"role": "diffusion", "backend": "diffusers", "path": str(tmp_path)}
+
+    def fingerprint(**generate: Any) -> str:
+        recipe = load_recipe(_recipe(tmp_path / "p.jsonl", model, **generate))
+        return stage_fingerprint(recipe.stages[0], recipe, "upstream")
+
+    # off: as before local blend existed (the runs made then resume), whatever its other settings
+    assert fingerprint() == fingerprint(local_blend=False, blend_threshold=0.5, blend_start=0.2)
+    on = fingerprint(local_blend=True)
+    assert on != fingerprint()
+    assert (
+        on
+        != fingerprint(local_blend=True, blend_threshold=0.5)
+        != fingerprint(local_blend=True, blend_start=0.2)
     )

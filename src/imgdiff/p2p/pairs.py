@@ -8,12 +8,14 @@ The call, as a recipe:
 3. build the controller once: refine alignments (`config.alignment`), the edit schedule (step rule,
    windows, per-word windows, the self-attention layer limit), index tensors, value mixes, prior
    weights;
-4. install the processors, run the pipeline with `latents=` and a step callback (which advances the
-   edit schedule and watches for NaN/inf), restore the processors in `finally`;
+4. install the processors, run the pipeline with `latents=` and a step callback (which watches for
+   NaN/inf, applies the local blend when it is on and advances the edit schedule), restore the
+   processors in `finally`;
 5. turn the images to uint8 and the prior sums to per-pair maps; note the pairs whose image the
    pipeline's safety checker blanked (SD 1.x checkpoints that ship one).
 With `edit=False` step 3 and the processors are skipped: plain two-image generation from the same
-latents, the baseline Prompt-to-Prompt is measured against.
+latents, the baseline Prompt-to-Prompt is measured against. Local blend reads the prior's sums, so
+they are collected when it is on even with the prior off (which then only leaves them out).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from imgdiff.p2p.alignment import align
+from imgdiff.p2p.blend import LocalBlend
 from imgdiff.p2p.prior import PriorCollector, layer_grids, prior_grid
 from imgdiff.p2p.processor import P2PController, installed
 from imgdiff.p2p.requests import P2PConfig, PairImages, PairRequest
@@ -44,16 +47,19 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
     pipe = getattr(model_or_pipe, "pipe", model_or_pipe)
     if not requests:
         return []
+    _check_blend(config)
     tokenizer = _tokenizer(pipe)
     prompts = [_checked_prompts(tokenizer, request, i) for i, request in enumerate(requests)]
     unet = pipe.unet
     device, dtype = unet.device, unet.dtype
     latent_hw = (config.height // pipe.vae_scale_factor, config.width // pipe.vae_scale_factor)
 
-    controller = None
+    controller = blend = None
     if config.edit:
         controller = build_controller(pipe, requests, config, prompts)
-    watch = _StepWatch(len(requests), controller)
+        if config.local_blend and controller.prior is not None:
+            blend = LocalBlend(controller.prior, latent_hw, config.blend_threshold, config.blend_start)
+    watch = _StepWatch(len(requests), controller, blend)
     with installed(unet, controller) if controller is not None else nullcontext():
         output = pipe(
             prompt=[p for request in requests for p in (request.prompt_a, request.prompt_b)],
@@ -79,8 +85,9 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
         finite &= watch.finite.cpu().numpy()
     pixels = (np.clip(np.nan_to_num(images, nan=0.0), 0.0, 1.0) * 255).round().astype(np.uint8)
     priors: list[np.ndarray | None] = [None] * len(requests)
-    if controller is not None and controller.prior is not None:
+    if config.prior and controller is not None and controller.prior is not None:
         priors = controller.prior.maps()
+    masks = _blend_masks(blend, len(requests))
     return [
         PairImages(
             a=pixels[2 * i],
@@ -88,9 +95,29 @@ def generate_pairs(model_or_pipe: Any, requests: list[PairRequest], config: P2PC
             prior=priors[i],
             finite=bool(finite[i]),
             blanked=bool(blanked[i]),
+            blend_mask=masks[i],
         )
         for i in range(len(requests))
     ]
+
+
+def _check_blend(config: P2PConfig) -> None:
+    if not config.local_blend:
+        return
+    if not config.edit:
+        raise ValueError("local blend needs Prompt-to-Prompt editing (edit=True)")
+    if not 0 <= config.blend_threshold < 1:
+        raise ValueError(f"blend_threshold is in [0, 1), got {config.blend_threshold}")
+    if not 0 <= config.blend_start <= 1:
+        raise ValueError(f"blend_start is a fraction of the steps in [0, 1], got {config.blend_start}")
+
+
+def _blend_masks(blend: LocalBlend | None, pairs: int) -> list[np.ndarray | None]:
+    """Per pair, the last step's blend mask at the latent's size; None where there was none."""
+    if blend is None or blend.mask is None:
+        return [None] * pairs
+    masks = blend.mask[:, 0].cpu().numpy()
+    return [masks[i] if wanted else None for i, wanted in enumerate(blend.collector.wanted)]
 
 
 def prompt_tokens(model_or_pipe: Any, text: str) -> int:
@@ -161,7 +188,7 @@ def build_controller(
         device=pipe.unet.device,
         dtype=pipe.unet.dtype,
     )
-    if config.prior:
+    if config.prior or config.local_blend:  # local blend reads the prior's sums
         words = [_word_weights(r, a, b, tokens) for r, (a, b) in zip(requests, prompts, strict=True)]
         if any(w is not None for w in words):
             controller.prior = _prior_collector(pipe.unet, controller, words, config, latent_hw)
@@ -230,17 +257,21 @@ def _word_weights(
 
 
 class _StepWatch:
-    """The pipeline's step-end callback: advances the edit schedule and records, per pair, whether the
-    latents stayed finite (on the device: no synchronisation per step)."""
+    """The pipeline's step-end callback: records, per pair, whether the step's latents stayed finite
+    (on the device: no synchronisation per step), blends them when local blend is on (the pipeline
+    goes on with the latents returned here) and advances the edit schedule."""
 
-    def __init__(self, pairs: int, controller: P2PController | None) -> None:
+    def __init__(self, pairs: int, controller: P2PController | None, blend: LocalBlend | None = None) -> None:
         self.pairs = pairs
         self.controller = controller
+        self.blend = blend
         self.finite: torch.Tensor | None = None
 
     def __call__(self, pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
         ok = torch.isfinite(tensors["latents"]).reshape(self.pairs, -1).all(dim=1)
         self.finite = ok if self.finite is None else self.finite & ok
+        if self.blend is not None:
+            tensors["latents"] = self.blend(tensors["latents"], step, pipe.num_timesteps)
         if self.controller is not None:
             self.controller.on_step_end(step, pipe.num_timesteps)
         return tensors

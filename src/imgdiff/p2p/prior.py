@@ -126,17 +126,22 @@ class PriorCollector:
         # the heads of a row share its two weight columns: (rows, heads * n, tokens) @ (rows, tokens, 2)
         self.sums[heads].baddbmm_(probs.view(2 * self.pairs, heads * n, -1), self.prepare(phase))
 
+    def running_maps(self) -> torch.Tensor:
+        """(pairs, 2, h, w) float32 on the device: the sums so far (local blend reads them after
+        every step; `maps` at the end of the call)."""
+        total = sum(s.view(self.pairs, 2 * h, self.queries, 2).sum(1) for h, s in self.sums.items())
+        return total.transpose(1, 2).reshape(self.pairs, 2, *self.grid)
+
     def maps(self) -> list[np.ndarray | None]:
         """Per pair: float16 (2, h, w), each channel scaled to [0, 1] by its maximum; None for pairs
         whose words were not found."""
-        total = sum(s.view(self.pairs, 2 * h, self.queries, 2).sum(1) for h, s in self.sums.items())
-        total = total.float().cpu().numpy()
+        total = self.running_maps().float().cpu().numpy()
         out: list[np.ndarray | None] = []
         for pair, wanted in enumerate(self.wanted):
             if not wanted:
                 out.append(None)
                 continue
-            maps = total[pair].T.reshape(2, *self.grid)
+            maps = total[pair]
             peak = maps.reshape(2, -1).max(axis=1)
             scale = np.where(peak > 0, peak, 1.0)[:, None, None]
             out.append((maps / scale).astype(np.float16))

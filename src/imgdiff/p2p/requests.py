@@ -32,6 +32,12 @@ class P2PConfig:
     # there uses its nearest resolution (the tiny test pipelines do)
     prior_res_div: int = 32
     edit: bool = True  # False: plain two-image generation (same initial latent)
+    # local blend (`blend.py`): after each step from step int(blend_start * steps), image b's latent
+    # takes image a's outside the changed words' maps (the prior's, each scaled to [0, 1]) above
+    # blend_threshold; needs `edit`, works with the prior on or off
+    local_blend: bool = False
+    blend_threshold: float = 0.3
+    blend_start: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,3 +59,6 @@ class PairImages:
     prior: np.ndarray | None
     finite: bool  # False when any NaN/inf appeared in the latents or decoded images
     blanked: bool = False  # True when the pipeline's safety checker replaced image a or b with black
+    # bool (h, w) at the latent's size: the last step's local-blend mask (outside it b's latent is a's
+    # bit for bit); None when local blend is off, has not started, or the words are not in their prompt
+    blend_mask: np.ndarray | None = None

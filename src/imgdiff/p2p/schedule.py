@@ -1,4 +1,5 @@
-"""Which denoising steps and layers Prompt-to-Prompt edits: step windows, step rules, the layer limit.
+"""Which denoising steps and layers Prompt-to-Prompt edits: step windows, step rules, the layer limit
+(and the step local blend starts at).
 
 A window is a `[start, end)` pair of fractions of the run; a single fraction f means `[0, f)`. Step i
 (0-based, of n) is edited when it falls in the window as the step rule counts it (the `generate`
@@ -71,3 +72,9 @@ def _proportional(rule: str, window: Window, steps: int) -> range:
 def self_max_queries_from_size(width: int) -> int:
     """The SDXL port's self-attention layer limit for an image `width` pixels wide."""
     return math.ceil(width / 32) ** 2
+
+
+def blend_start_step(start: float, steps: int) -> int:
+    """The first step (0-based, of `steps`) whose latents local blend mixes: the original's
+    `start_blend` (a step counter that must exceed int(start * steps)) counted from 0."""
+    return int(start * steps)

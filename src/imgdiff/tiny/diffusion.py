@@ -57,34 +57,39 @@ def sdxl_scheduler() -> Any:
     )
 
 
+# SD 1.x's published noise schedule (InstructPix2Pix, fine-tuned from SD 1.5, keeps it)
+SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "steps_offset": 1}
+
+
 def make_tiny_sd15(out: Path) -> Path:
     """A tiny random SD 1.x pipeline saved at `out` (about 1 MB)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
-    from transformers import CLIPTextModel
 
     with fixed_seed(), tempfile.TemporaryDirectory() as work:
-        tokenizer = clip_tokenizer(Path(work))
-        pipe = StableDiffusionPipeline(
-            vae=_tiny_vae(),
-            text_encoder=CLIPTextModel(_text_config(tokenizer)),
-            tokenizer=tokenizer,
-            unet=_tiny_unet(cross_attention_dim=32),
-            # SD 1.x's published scheduler settings
-            scheduler=DDIMScheduler(
-                beta_start=0.00085,
-                beta_end=0.012,
-                beta_schedule="scaled_linear",
-                clip_sample=False,
-                set_alpha_to_one=False,
-                steps_offset=1,
-            ),
-            safety_checker=None,
-            feature_extractor=None,
-            image_encoder=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(out)
+        # SD 1.x's published scheduler settings
+        scheduler = DDIMScheduler(**SD_BETAS, clip_sample=False, set_alpha_to_one=False)
+        StableDiffusionPipeline(**sd15_components(Path(work), scheduler)).save_pretrained(out)
     return out
+
+
+def sd15_components(work: Path, scheduler: Any, in_channels: int = 4) -> dict[str, Any]:
+    """The tiny SD 1.x pipeline's components (its tokenizer files go to `work`), random weights drawn
+    in one order (VAE, text encoder, UNet) so that a fixed seed gives the same ones; a UNet with
+    `in_channels` 8 is InstructPix2Pix's."""
+    from transformers import CLIPTextModel
+
+    tokenizer = clip_tokenizer(work)
+    return {
+        "vae": tiny_vae(),
+        "text_encoder": CLIPTextModel(text_config(tokenizer)),
+        "tokenizer": tokenizer,
+        "unet": tiny_unet(in_channels=in_channels, cross_attention_dim=32),
+        "scheduler": scheduler,
+        "safety_checker": None,
+        "feature_extractor": None,
+        "image_encoder": None,
+        "requires_safety_checker": False,
+    }
 
 
 def make_tiny_sdxl(out: Path) -> Path:
@@ -97,14 +102,14 @@ def make_tiny_sdxl(out: Path) -> Path:
         tokenizer = clip_tokenizer(Path(work) / "one")
         tokenizer_2 = clip_tokenizer(Path(work) / "two", pad_token="!")  # as SDXL's second tokenizer
         pipe = StableDiffusionXLPipeline(
-            vae=_tiny_vae(),
-            text_encoder=CLIPTextModel(_text_config(tokenizer)),
-            text_encoder_2=CLIPTextModelWithProjection(_text_config(tokenizer_2, projection=projection)),
+            vae=tiny_vae(),
+            text_encoder=CLIPTextModel(text_config(tokenizer)),
+            text_encoder_2=CLIPTextModelWithProjection(text_config(tokenizer_2, projection=projection)),
             tokenizer=tokenizer,
             tokenizer_2=tokenizer_2,
             # Cross-attention sees both encoders' hidden states side by side (32 + 32); the time
             # embedding takes six micro-conditioning numbers of `time_dim` each plus the pooled text.
-            unet=_tiny_unet(
+            unet=tiny_unet(
                 cross_attention_dim=64,
                 use_linear_projection=True,
                 addition_embed_type="text_time",
@@ -131,7 +136,7 @@ def make_tiny_sdxl_inpaint(out: Path) -> Path:
     return out
 
 
-def _text_config(tokenizer: Any, projection: int = 32) -> Any:
+def text_config(tokenizer: Any, projection: int = 32) -> Any:
     from transformers import CLIPTextConfig
 
     return CLIPTextConfig(
@@ -149,7 +154,7 @@ def _text_config(tokenizer: Any, projection: int = 32) -> Any:
     )
 
 
-def _tiny_unet(in_channels: int = 4, **extra: Any) -> Any:
+def tiny_unet(in_channels: int = 4, **extra: Any) -> Any:
     """SDXL's layout in miniature: level 0 without attention, levels 1 and 2 with self + cross attention
     (1 and 2 transformer layers); at 64 px with the 2x VAE below, 16x16 and 8x8 queries. InstructPix2Pix
     takes 8 input channels (the noisy latent beside the source image's)."""
@@ -180,7 +185,7 @@ def _tiny_unet(in_channels: int = 4, **extra: Any) -> Any:
     return unet
 
 
-def _tiny_vae() -> Any:
+def tiny_vae() -> Any:
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from imgdiff.tiny.diffusion import _text_config, _tiny_unet, _tiny_vae
+from imgdiff.tiny.diffusion import SD_BETAS, sd15_components, text_config
 from imgdiff.tiny.seeded import fixed_seed
 from imgdiff.tiny.vocab import TINY_WORDS, clip_tokenizer, tiny_tokenizer
 
@@ -75,25 +75,12 @@ QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|
 def make_tiny_instruct_pix2pix(out: Path) -> Path:
     """A tiny random InstructPix2Pix pipeline (SD 1.x with an 8-channel UNet input) saved at `out`."""
     from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline
-    from transformers import CLIPTextModel
 
     with fixed_seed(), tempfile.TemporaryDirectory() as work:
-        tokenizer = clip_tokenizer(Path(work))
-        pipe = StableDiffusionInstructPix2PixPipeline(
-            vae=_tiny_vae(),
-            text_encoder=CLIPTextModel(_text_config(tokenizer)),
-            tokenizer=tokenizer,
-            unet=_tiny_unet(in_channels=8, cross_attention_dim=32),
-            # timbrooks/instruct-pix2pix's scheduler: Euler ancestral on SD 1.x's betas
-            scheduler=EulerAncestralDiscreteScheduler(
-                beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1
-            ),
-            safety_checker=None,
-            feature_extractor=None,
-            image_encoder=None,
-            requires_safety_checker=False,
-        )
-        pipe.save_pretrained(out)
+        # timbrooks/instruct-pix2pix's scheduler: Euler ancestral on SD 1.x's betas
+        scheduler = EulerAncestralDiscreteScheduler(**SD_BETAS)
+        components = sd15_components(Path(work), scheduler, in_channels=8)
+        StableDiffusionInstructPix2PixPipeline(**components).save_pretrained(out)
     return out
 
 
@@ -127,7 +114,7 @@ def make_tiny_flux_kontext(out: Path) -> Path:
                 scaling_factor=0.3611,
                 shift_factor=0.1159,
             ),  # fmt: skip
-            text_encoder=CLIPTextModel(_text_config(tokenizer)),
+            text_encoder=CLIPTextModel(text_config(tokenizer)),
             tokenizer=tokenizer,
             text_encoder_2=T5EncoderModel(t5),
             tokenizer_2=tokenizer_2,

@@ -5,7 +5,8 @@ is halved for the rest of the worker's life (and kept below the size that just f
 last, smaller group may fail too) and the group goes again in smaller calls; a single item that
 still does not fit is handed back to be rejected (`out_of_memory`), and the batch goes on. The
 memory is released outside the `except` block, where no traceback holds the failed call's tensors.
-This is the rule `generate`/`p2p` applies inside its own stage; new methods share it from here.
+Every `generate` method serves its calls through it (`p2p`'s `pairs_per_call`, `instruct`'s
+`edits_per_call`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,15 @@ the engine writes to `aux/<id[:2]>/<id>_prior.npy` (float16 (2, h, w), DESIGN.md
 `generation` holds the model, the seed and every setting, so a pair can be made again or audited
 from its record alone.
 
+Local blend (`local_blend`, off in every preset: Img-Diff made its pairs without it and leaves
+finding the change to its Difference Area stages) is Prompt-to-Prompt's LocalBlend
+(`imgdiff.p2p.blend`): after each step from step int(blend_start * steps), image b's latent takes
+image a's outside the changed words' maps above `blend_threshold` (0.3, the original's). The last
+step's mask goes out as the artifact `blend_mask` (bool, latent size: outside it b's latent is a's);
+With it on, `generation.local_blend` says whether the record's pair was blended (a pair whose words
+are not in its captions is made without it), beside the threshold, the start and the steps blended;
+off, the record and the stage's fingerprint are what they were before local blend existed.
+
 Rejections, each with a reason (bad input never stops the run):
 - `missing_edit`: no changed object from the `edit` stage (the prior is the changed words' maps);
 - `empty_prompt`, `prompt_too_long`: a caption over CLIP's window (75 text tokens) would be cut by
@@ -21,7 +30,7 @@ Rejections, each with a reason (bad input never stops the run):
 - `safety_checker`: an SD 1.x checkpoint's safety checker replaced image a or b with black;
 - `out_of_memory`: CUDA ran out of memory. The first time, `pairs_per_call` is halved for the rest
   of the worker's life and the call retried; a single pair that still does not fit is rejected and
-  the batch goes on.
+  the batch goes on (`calls.ShrinkingCalls`, the rule every `generate` method shares).
 
 Presets name the model family their numbers are for (`family`). `setup` fails with one line when the
 model entry is of another family, because 1024 px on SD 1.5 or 512 px on SDXL-base quietly gives
@@ -30,7 +39,6 @@ poor images; `family: null` runs a preset's numbers on any family.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,10 +48,17 @@ from pydantic import Field, field_validator
 
 from imgdiff.clip_tokens import WINDOW as CLIP_WINDOW
 from imgdiff.errors import UsageError
-from imgdiff.p2p.schedule import as_window, cross_steps, self_max_queries_from_size, self_steps
+from imgdiff.p2p.schedule import (
+    as_window,
+    blend_start_step,
+    cross_steps,
+    self_max_queries_from_size,
+    self_steps,
+)
 from imgdiff.record import Record
 from imgdiff.settings import model_ref
 from imgdiff.stages.base import Stage, StageSettings
+from imgdiff.stages.generate.calls import ShrinkingCalls
 
 if TYPE_CHECKING:
     from imgdiff.models import ModelPool
@@ -81,8 +96,22 @@ class P2PGenerateSettings(StageSettings):
     # does it, ceil(width / 32) ** 2 (1024 at 1024 px, 256 at 512 px)
     self_max_queries: int | None = Field(ge=0)
     prior: bool = True  # keep the changed words' attention maps (aux `prior`)
+    # Prompt-to-Prompt's local blend (imgdiff.p2p.blend): from step int(blend_start * steps) on,
+    # image b's latent takes image a's outside the changed words' maps above blend_threshold
+    local_blend: bool
+    blend_threshold: float = Field(0.3, ge=0, lt=1)  # of each map's maximum, as the original's 0.3
+    blend_start: float = Field(0.0, ge=0, le=1)  # a fraction of the steps; 0: from the first step
     pairs_per_call: int = Field(4, ge=1)  # PERFORMANCE.md: at 4 the editing is nearly free
     max_prompt_tokens: int = Field(CLIP_WINDOW, ge=1, le=CLIP_WINDOW)
+
+    def score_defining(self) -> dict[str, Any]:
+        # Off, the blend settings define nothing: leaving them out keeps the fingerprint of runs made
+        # before local blend existed, so those resume without generating again.
+        settings = super().score_defining()
+        if not self.local_blend:
+            for key in ("local_blend", "blend_threshold", "blend_start"):
+                settings.pop(key, None)
+        return settings
 
     @field_validator("cross_replace", "self_replace")
     @classmethod
@@ -127,6 +156,7 @@ class P2PGenerate(Stage):
             "cross_replace_words": {"confetti": 0.8},
             "self_replace": 0.4,
             "self_max_queries": None,
+            "local_blend": False,  # the research code and Data-Juicer's mapper pass no local blend
         },
         # Ours (the paper has no Turbo pairs): SDXL-Turbo's own sampling from its model card (512 px,
         # 4 steps, guidance off) with the paper's fractions, read as shares of the steps (proportional:
@@ -135,7 +165,7 @@ class P2PGenerate(Stage):
         # token, so a sub-token it shares with the old word ("snow|boarder" -> "skate|boarder") does
         # not keep the old object's attention, and the end token and padding follow the source's in
         # order instead of landing on the source's words when the target is shorter. The layer limit
-        # follows the size as in the paper (16x16 at 512 px).
+        # follows the size as in the paper (16x16 at 512 px). Local blend off, as in the paper.
         "turbo": {
             "family": "sdxl",
             "size": 512,
@@ -147,10 +177,12 @@ class P2PGenerate(Stage):
             "cross_replace_words": {},
             "self_replace": 0.4,
             "self_max_queries": None,
+            "local_blend": False,
         },
         # Stable Diffusion 1.5 as Prompt-to-Prompt's own code ran SD 1.x: 512 px, 50 steps, guidance
         # 7.5, its alignment and step rules, self-attention replaced in layers of at most 16x16
-        # queries (its fixed limit, which is the size rule's at 512 px); the paper's fractions.
+        # queries (its fixed limit, which is the size rule's at 512 px); the paper's fractions, and
+        # local blend off as in the paper.
         "sd15": {
             "family": "sd15",
             "size": 512,
@@ -162,6 +194,7 @@ class P2PGenerate(Stage):
             "cross_replace_words": {},
             "self_replace": 0.4,
             "self_max_queries": 16 * 16,
+            "local_blend": False,
         },
     }
 
@@ -177,7 +210,7 @@ class P2PGenerate(Stage):
                 f"{self.model.family}; use preset {SUGGESTED_PRESET[self.model.family]} "
                 "or set generate.family=null"
             )
-        self.pairs_per_call = s.pairs_per_call  # halved on CUDA out-of-memory, for the worker's life
+        self.calls = ShrinkingCalls(s.pairs_per_call, "generate: pairs_per_call")
         height, width = s.height or s.size, s.width or s.size
         self_max_queries = s.self_max_queries
         if self_max_queries is None:
@@ -194,6 +227,9 @@ class P2PGenerate(Stage):
             self_replace=_window_value(s.self_replace),
             self_max_queries=self_max_queries,
             prior=s.prior,
+            local_blend=s.local_blend,
+            blend_threshold=s.blend_threshold,
+            blend_start=s.blend_start,
         )
         entry = models.entries[s.diffusion]
         where = {"id": entry.id, "revision": entry.revision} if entry.id else {"path": entry.path}
@@ -220,6 +256,16 @@ class P2PGenerate(Stage):
             "cross_steps": _steps(cross_steps(s.step_rule, as_window(s.cross_replace), s.steps)),
             "self_steps": _steps(self_steps(s.step_rule, as_window(s.self_replace), s.steps)),
         }
+        if s.local_blend:  # off, the record is as before local blend existed
+            self.provenance["local_blend"] = True  # per record: whether its pair was blended
+            self.provenance["blend_threshold"] = s.blend_threshold
+            self.provenance["blend_start"] = s.blend_start
+            self.provenance["blend_steps"] = [blend_start_step(s.blend_start, s.steps), s.steps]
+
+    @property
+    def pairs_per_call(self) -> int:
+        """Pairs per pipeline call now: the setting, halved for good on CUDA out-of-memory."""
+        return self.calls.size
 
     def __call__(self, records: list[Record]) -> list[Record]:
         ready = []
@@ -229,10 +275,8 @@ class P2PGenerate(Stage):
                 record.reject(self.name, request)
             else:
                 ready.append((record, request))
-        while ready:
-            size = self.pairs_per_call  # read each time: out-of-memory may have lowered it
-            self._generate(ready[:size])
-            ready = ready[size:]
+        if ready:
+            self.calls.run(ready, self._generate, self._out_of_memory)
         return records
 
     def _request(self, record: Record) -> PairRequest | str:
@@ -258,46 +302,27 @@ class P2PGenerate(Stage):
         )
 
     def _generate(self, group: list[tuple[Record, PairRequest]]) -> None:
-        """One pipeline call for `group`; on the engine's say, smaller calls or rejections."""
-        import torch
-
+        """One pipeline call for `group` (CUDA out-of-memory goes up to `ShrinkingCalls`); on a prompt
+        the engine refuses, that record is rejected and the rest go again."""
         from imgdiff.p2p import PromptError, generate_pairs
 
         refused: PromptError | None = None
-        out_of_memory = False
         started = time.perf_counter()
         try:
             results = generate_pairs(self.model, [request for _, request in group], self.config)
         except PromptError as exc:
             refused = exc
-        except torch.cuda.OutOfMemoryError:
-            out_of_memory = True
-        # Out of the except blocks: no traceback holds the failed call's tensors any more.
-        if out_of_memory:
-            self._after_out_of_memory(group)
-        elif refused is not None:
+        if refused is not None:
             self._after_refusal(group, str(refused), getattr(refused, "index", None))
-        else:
-            seconds = time.perf_counter() - started
-            pairs = f"{len(group)} pair{'s' if len(group) > 1 else ''}"
-            log.info("generate: %s in one call, %.2f s per pair", pairs, seconds / len(group))
-            for (record, _), images in zip(group, results, strict=True):
-                self._keep(record, images)
-
-    def _after_out_of_memory(self, group: list[tuple[Record, PairRequest]]) -> None:
-        """Halve `pairs_per_call` for good and go again; a lone pair that does not fit is rejected."""
-        gc.collect()
-        _empty_cuda_cache()
-        if len(group) == 1:
-            record = group[0][0]
-            record.reject(self.name, "out_of_memory: CUDA out of memory at 1 pair per call")
-            log.warning("generate: record %s rejected: out of memory at 1 pair per call", record.id)
             return
-        # Halve, and stay below the size that just failed (a last, smaller group may fail too).
-        self.pairs_per_call = max(1, min(self.pairs_per_call // 2, len(group) - 1))
-        log.warning("generate: CUDA out of memory; pairs_per_call lowered to %d", self.pairs_per_call)
-        for start in range(0, len(group), self.pairs_per_call):
-            self._generate(group[start : start + self.pairs_per_call])
+        seconds = time.perf_counter() - started
+        pairs = f"{len(group)} pair{'s' if len(group) > 1 else ''}"
+        log.info("generate: %s in one call, %.2f s per pair", pairs, seconds / len(group))
+        for (record, _), images in zip(group, results, strict=True):
+            self._keep(record, images)
+
+    def _out_of_memory(self, item: tuple[Record, PairRequest]) -> None:
+        item[0].reject(self.name, "out_of_memory: CUDA out of memory at 1 pair per call")
 
     def _after_refusal(self, group: list[tuple[Record, PairRequest]], reason: str, index: int | None) -> None:
         """The engine refused the prompts of pair `index`: reject that record, generate the rest."""
@@ -306,15 +331,15 @@ class P2PGenerate(Stage):
         if index is None and len(group) > 1:
             # The engine did not say which pair: halve until the refused one stands alone.
             half = len(group) // 2
-            self._generate(group[:half])
-            self._generate(group[half:])
+            self.calls.run(group[:half], self._generate, self._out_of_memory)
+            self.calls.run(group[half:], self._generate, self._out_of_memory)
             return
         index = index or 0
         group[index][0].reject(self.name, reason if ":" in reason else f"prompt_error: {reason}")
         # The engine checks prompts before any work, so going again at once costs nothing.
         rest = group[:index] + group[index + 1 :]
         if rest:
-            self._generate(rest)
+            self.calls.run(rest, self._generate, self._out_of_memory)
 
     def _keep(self, record: Record, images: PairImages) -> None:
         record.generation = {**self.provenance, "seed": record.seed}
@@ -328,6 +353,15 @@ class P2PGenerate(Stage):
         record.artifacts["b"] = images.b
         if images.prior is not None:
             record.artifacts["prior"] = np.asarray(images.prior, dtype=np.float16)
+        if self.settings.local_blend:
+            record.generation["local_blend"] = images.blend_mask is not None
+            if images.blend_mask is not None:
+                record.artifacts["blend_mask"] = np.asarray(images.blend_mask, dtype=bool)
+            else:
+                log.info(
+                    "generate: record %s made without local blend: its words are not in its captions",
+                    record.id,
+                )
 
 
 def _window_value(value: float | list[float]) -> float | tuple[float, float]:
@@ -336,10 +370,3 @@ def _window_value(value: float | list[float]) -> float | tuple[float, float]:
 
 def _steps(steps: range) -> list[int]:
     return [steps.start, max(steps.start, steps.stop)]
-
-
-def _empty_cuda_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
