@@ -114,8 +114,10 @@ def _compute(
 
 def _blocks(rows: list[dict[str, Any]]) -> list[pa.Table]:
     """The rows as one Arrow table per source batch: Ray Data's blocks."""
-    numbers = sorted({row["batch"] for row in rows})
-    return [pa.Table.from_pylist([r for r in rows if r["batch"] == n], schema=ROW_SCHEMA) for n in numbers]
+    batches: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        batches.setdefault(row["batch"], []).append(row)
+    return [pa.Table.from_pylist(batch, schema=ROW_SCHEMA) for batch in batches.values()]
 
 
 def _cpus_per_actor(cluster_cpus: float, spans: list[Bounds], workers: int) -> float:

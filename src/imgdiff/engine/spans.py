@@ -109,9 +109,12 @@ class Span:
         next span."""
         rows = batch.to_pylist()
         out = [r for r in rows if r["start"] > self.last]
-        entering = [r for r in rows if r["start"] <= self.last]
-        for number in sorted({r["batch"] for r in entering}):
-            out += self._through([r for r in entering if r["batch"] == number], number)
+        entering: dict[int, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["start"] <= self.last:
+                entering.setdefault(row["batch"], []).append(row)
+        for number in sorted(entering):
+            out += self._through(entering[number], number)
             self.store.images.forget()  # the batch's pixels are on disk: free the memory
         return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
 
