@@ -77,9 +77,15 @@ def choose(plan: Plan, chunk_size: int | None = None, gpu_memory_gb: float | Non
     why = f"weights {_gb(weights)} ({how}) {verb} than {WEIGHTS_SHARE:.0%} of {_gb(budget)} ({source})"
     if unknown:
         why += f"; size unknown, counted as 0: {', '.join(unknown)}"
-    largest = max(groups_gb.values())
-    if grouped and largest > limit:
-        log.warning("models per group: the largest group's weights (%s) exceed the budget too", _gb(largest))
+    largest = max(groups_gb, key=groups_gb.__getitem__)
+    if grouped and groups_gb[largest] > limit:
+        log.warning(
+            "models per group: group %s alone needs %s, more than %s: it may run out of GPU memory "
+            "(a half-precision dtype for its models, or a larger GPU)",
+            largest,
+            _gb(groups_gb[largest]),
+            _gb(limit),
+        )
     chunk = DEFAULT_CHUNK_SIZE if grouped else None
     return Choice(grouped, why, chunk, budget, weights, groups_gb, unknown)
 
