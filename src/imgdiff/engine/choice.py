@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imgdiff.engine.plan import Plan
-from imgdiff.engine.spans import spans_of
 from imgdiff.engine.weights import NO_WEIGHTS, estimate
 
 log = logging.getLogger("imgdiff")
@@ -58,7 +57,7 @@ def choose(plan: Plan, chunk_size: int | None = None, gpu_memory_gb: float | Non
     if chunk_size is not None:
         return Choice(True, f"forced by --chunk-size {chunk_size}", chunk_size)
     entries = plan.recipe.models
-    groups = {bounds.name: _on_gpu(plan, bounds.models) for bounds in spans_of(plan)[1:]}
+    groups = {bounds.name: _on_gpu(plan, bounds.models) for bounds in plan.spans()[1:]}
     on_gpu = sorted(set().union(*groups.values()))
     if not on_gpu:
         return Choice(False, "no model weights go to a GPU")

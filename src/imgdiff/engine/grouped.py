@@ -23,7 +23,7 @@ import pyarrow as pa
 from imgdiff.engine.local import Outcome, run_local
 from imgdiff.engine.plan import Plan
 from imgdiff.engine.shard import Shard
-from imgdiff.engine.spans import ROW_SCHEMA, Span, Work, computed_counts, pending_rows, spans_of
+from imgdiff.engine.spans import ROW_SCHEMA, Span, Work, computed_counts, pending_rows
 from imgdiff.engine.steps import Mode
 from imgdiff.sources.base import Source
 from imgdiff.store import RunStore
@@ -49,7 +49,7 @@ def run_grouped(
     peaks: dict[str, float] = {}
     for chunk in _chunks(rows, chunk_size):
         table = pa.Table.from_pylist(chunk, schema=ROW_SCHEMA)
-        for bounds in spans_of(plan):
+        for bounds in plan.spans():
             _reset_peak()
             if table.num_rows:
                 span = Span(work, bounds)

@@ -26,9 +26,9 @@ from typing import Any
 import pyarrow as pa
 
 from imgdiff.engine.local import Outcome, run_local
-from imgdiff.engine.plan import Plan
+from imgdiff.engine.plan import Bounds, Plan
 from imgdiff.engine.shard import Shard
-from imgdiff.engine.spans import ROW_SCHEMA, Bounds, Span, Work, computed_counts, pending_rows, spans_of
+from imgdiff.engine.spans import ROW_SCHEMA, Span, Work, computed_counts, pending_rows
 from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
 from imgdiff.sources.base import Source
@@ -80,7 +80,7 @@ def _compute(
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    spans = spans_of(plan)
+    spans = plan.spans()
     work = Work.of(plan, source, store, invocation)
     dataset = ray.data.from_arrow(_blocks(rows))
     cpus = _cpus_per_actor(ray.cluster_resources().get("CPU", 1.0), spans, options.workers)

@@ -1,10 +1,11 @@
-"""The pieces the Ray engine and the models-per-group mode share: the rows of work left, the spans
-of steps they run (the source step, then each of `Plan.groups()`), a `Span` that takes rows through
-its steps and persists them, and the count of what an invocation computed.
+"""The pieces the Ray engine and the models-per-group mode share: the rows of work left, `Work`
+(what every span of an invocation needs), a `Span` that takes rows through one span of steps
+(`Plan.spans()`: the source step, then each group) and persists them, and the count of what an
+invocation computed.
 
 A row is one record with work left: the step it starts at, the record as JSON, its pickled source
 item (for step 0) and the number of the source batch it came from (a model's floats depend on what
-else is in its batch, so the models-per-group mode keeps the streaming mode's batches).
+else is in its batch, so both keep the streaming mode's batches).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from imgdiff.engine.batch import process
 from imgdiff.engine.local import Outcome, _batches, make_steps
-from imgdiff.engine.plan import Plan
+from imgdiff.engine.plan import Bounds, Plan
 from imgdiff.engine.shard import Shard
 from imgdiff.engine.steps import Mode, Step
 from imgdiff.record import Record
@@ -45,31 +46,6 @@ class Work:
     @classmethod
     def of(cls, plan: Plan, source: Source, store: RunStore, invocation: int) -> Work:
         return cls(plan, source, str(store.root), store.image_format, invocation)
-
-
-@dataclass(frozen=True)
-class Bounds:
-    """Steps `first..last` of the run (0 is the source step), their stage names and the model
-    entries they name."""
-
-    first: int
-    last: int
-    stages: tuple[str, ...] = ()
-    models: frozenset[str] = frozenset()
-
-    @property
-    def name(self) -> str:
-        return "+".join(self.stages) or "source"
-
-
-def spans_of(plan: Plan) -> list[Bounds]:
-    """The units of work: the source step, then each of the plan's groups."""
-    spans = [Bounds(0, 0)]
-    for group in plan.groups():
-        first = spans[-1].last + 1
-        models = frozenset(name for spec in group for name in spec.models().values())
-        spans.append(Bounds(first, first + len(group) - 1, tuple(s.name for s in group), models))
-    return spans
 
 
 def pending_rows(
