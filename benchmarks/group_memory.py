@@ -4,10 +4,13 @@
 
 Builds each full-size architecture on the meta device (no memory, no weights): Qwen2-7B, SDXL base
 (UNet, both text encoders, VAE), CLIP and BLIP ITM large as the benchmarks' full-size builders
-configure them, FastSAM-x (on the CPU: ultralytics does not build on meta, 68 M parameters) and
+configure them, FastSAM-x (on the CPU: ultralytics does not build on meta, 72 M parameters) and
 LLaVA-NeXT-7B (the paper's describer). Groups come from `Plan.groups()` of the built-in `img-diff`
 recipe; bytes are parameters x the entry's dtype bytes (and x 2 for float16 everywhere). Weights
 only: activations and the CUDA context come on top (measure them with benchmarks/gpu_check.sh).
+The counting is the package's (`imgdiff.engine.weights`, which the local engine uses to choose
+models per group); `table_params_millions` shows its per-family table beside the counts made here,
+and `choice_24gb` what the local engine chooses for the recipe on a 24 GB card.
 `--device cuda` also places each group's float16 weights on the GPU, one group after another
 (as the group-wise mode would), and reports the measured peak and the place/release seconds.
 Prints JSON.
@@ -25,17 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-GB = 1024**3
-BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+from imgdiff.engine.weights import DTYPE_BYTES, GB, count, estimate  # noqa: E402
+
 QWEN2_7B = {"vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
             "num_attention_heads": 28, "num_key_value_heads": 4, "tie_word_embeddings": False}  # fmt: skip
 SDXL_VAE = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
             "block_out_channels": (128, 256, 512, 512), "down_block_types": ("DownEncoderBlock2D",) * 4,
             "up_block_types": ("UpDecoderBlock2D",) * 4}  # fmt: skip
-
-
-def count(modules: list[torch.nn.Module]) -> int:
-    return sum(p.numel() for module in modules for p in module.parameters())
 
 
 def qwen() -> int:
@@ -155,6 +154,7 @@ def _place(module: torch.nn.Module, device: str) -> torch.nn.Module:
 
 
 def measure(device: str | None = None, only: set[str] | None = None) -> dict[str, Any]:
+    from imgdiff.engine.choice import choose
     from imgdiff.engine.plan import Plan
     from imgdiff.recipe import load_recipe
 
@@ -165,12 +165,11 @@ def measure(device: str | None = None, only: set[str] | None = None) -> dict[str
     for group in Plan(recipe, "", {}).groups():
         names = sorted({n for spec in group for n in spec.models().values()})
         groups.append({"stages": [spec.name for spec in group], "models": names})
-    groups.append({"stages": ["describe (the paper's llava)"], "models": ["llava"]})
     groups = [g for g in groups if only is None or set(g["models"]) <= only]
     for group in groups:
         names = group["models"]
         group["gb_recipe_dtypes"] = round(
-            sum(params[n] * BYTES[dtypes.get(n, "float16")] for n in names) / GB, 2
+            sum(params[n] * DTYPE_BYTES[dtypes.get(n, "float16")] for n in names) / GB, 2
         )
         group["gb_float16"] = round(sum(params[n] * 2 for n in names) / GB, 2)
     if device is not None:
@@ -178,11 +177,19 @@ def measure(device: str | None = None, only: set[str] | None = None) -> dict[str
     return {
         "device": device,
         "params_millions": {name: round(n / 1e6, 1) for name, n in params.items()},
+        "table_params_millions": {name: _table(recipe.models[name]) for name in params},
         "recipe_dtypes": dtypes,
         "groups": groups,
         "all_at_once_gb_float16": round(sum(params.values()) * 2 / GB, 2),
         "largest_group_gb_float16": max(g["gb_float16"] for g in groups),
+        "choice_24gb": choose(Plan.make(recipe, ""), gpu_memory_gb=24).stats(),
     }
+
+
+def _table(entry: Any) -> float | None:
+    """What `imgdiff.engine.weights` finds for the entry where its weights are not local."""
+    found = estimate(entry)
+    return None if found is None else round(found.parameters / 1e6, 1)
 
 
 if __name__ == "__main__":

@@ -61,3 +61,45 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return dict(built[name])
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_img_diff(tmp_path_factory: pytest.TempPathFactory, tiny_models: Any) -> Any:
+    """The tiny `img-diff` recipe (every model stage) run once by the streaming local engine: the
+    reference that other engines' runs of it are compared with. Returns `run(out, **options)`, which
+    runs it into `out` the same way (`options`: `_run`'s engine, chunk_size, gpu_memory_gb), with
+    `run.reference` the reference's directory. The LLM and the VL model are one scripted server for
+    the session. Runs use one torch thread: Ray gives a worker one
+    thread per CPU it asked for, and model floats depend on the thread count."""
+    import json
+
+    import torch
+
+    from openai_server import ChatServer
+    from test_recipe_img_diff import CAPTIONS, scripted
+    from test_recipe_img_diff import _run as run_img_diff
+
+    # Random weights: without these bands the pair filter rejects every pair and no later stage runs.
+    PASS_ALL = {
+        "pair_filter.similarity_gt": "null",
+        "pair_filter.similarity_lt": "null",
+        "regions.crop_similarity_lt": "null",
+        "regions.match_rule": "none",
+    }
+    root = tmp_path_factory.mktemp("tiny-img-diff")
+    captions = root / "captions.json"
+    captions.write_text(json.dumps([{"image_id": i, "caption": c} for i, (c, _, _) in enumerate(CAPTIONS)]))
+
+    with ChatServer(scripted) as server:  # one server: its address is part of the recipe's fingerprint
+
+        def run(out: Path, **options: Any) -> int:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                return run_img_diff(out, captions, server, tiny_models, overrides=PASS_ALL, **options)
+            finally:
+                torch.set_num_threads(threads)
+
+        run.reference = root / "streaming"  # type: ignore[attr-defined]
+        assert run(run.reference) == 0  # type: ignore[attr-defined]
+        yield run

@@ -57,9 +57,12 @@ def _run(
     tiny_models: Any,
     engine: str | None = None,
     chunk_size: int = 0,
+    gpu_memory_gb: float | None = None,
+    overrides: dict[str, object] | None = None,
 ) -> int:
     """The recipe through the CLI; `engine`: a Ray cluster's address to run it there; `chunk_size`:
-    the local engine with models per group."""
+    the local engine with models per group; `gpu_memory_gb`: the GPU memory the local engine fits;
+    `overrides`: more `--set`s."""
     sets = {
         "source.path": captions,
         "models.qwen.backend": "openai",
@@ -80,10 +83,12 @@ def _run(
         "generate.steps": 2,
         # the tiny random BLIP's cosines say nothing: only the CLIP rule and the box rules decide here
         "describe.blip_cosine_gt": "null",
+        **(overrides or {}),
     }
     args = [item for key, value in sets.items() for item in ("--set", f"{key}={value}")]
     ray = ["--engine", "ray", "--address", engine] if engine else []
     ray += ["--chunk-size", str(chunk_size)] if chunk_size else []
+    ray += ["--gpu-memory-gb", str(gpu_memory_gb)] if gpu_memory_gb is not None else []
     return main(["run", "img-diff", "--out", str(out), "--no-progress", *args, *ray])
 
 

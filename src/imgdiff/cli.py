@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,12 @@ def _run_options(parser: argparse.ArgumentParser, out_required: bool = True) -> 
     parser.add_argument("--gpus-per-worker", type=float, help="--engine ray: GPUs (fractional allowed)")
     parser.add_argument(
         "--chunk-size", type=int, help="local engine, models per group: load one group's models at a time"
+    )
+    parser.add_argument(
+        "--gpu-memory-gb",
+        type=float,
+        help="local engine: the GPU memory to fit (default: the CUDA device's); models per group when "
+        "the recipe's weights do not fit",
     )
     parser.add_argument("--fresh", action="store_true", help="start over: discard the directory's run")
     parser.add_argument("--dry-run", action="store_true", help="say what the run would do; write nothing")
@@ -182,6 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 engine=args.engine,
                 ray=_ray_options(args),
                 chunk_size=_chunk_size(args),
+                gpu_memory_gb=_gpu_memory_gb(args),
             )
         else:
             before = _previous_stats(args.dir)
@@ -209,6 +217,13 @@ def _chunk_size(args: argparse.Namespace) -> int | None:
             f"--chunk-size {args.chunk_size}: a number of records, 1 or more, with the local engine"
         )
     return args.chunk_size
+
+
+def _gpu_memory_gb(args: argparse.Namespace) -> float | None:
+    memory = args.gpu_memory_gb
+    if memory is not None and (not math.isfinite(memory) or memory <= 0 or args.engine != "local"):
+        raise UsageError(f"--gpu-memory-gb {memory}: a size in GB, more than 0, with the local engine")
+    return memory
 
 
 def _ray_options(args: argparse.Namespace) -> Any:

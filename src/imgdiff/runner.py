@@ -13,6 +13,7 @@ import errno
 import functools
 import json
 import logging
+import math
 import platform
 import subprocess
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from imgdiff.engine.choice import Choice, choose
 from imgdiff.engine.grouped import run_grouped
 from imgdiff.engine.local import Interrupted, Outcome, run_local
 from imgdiff.engine.ray import RayOptions, check_available, run_ray
@@ -60,17 +62,22 @@ def run(
     engine: str = "local",
     ray: RayOptions | None = None,
     chunk_size: int | None = None,
+    gpu_memory_gb: float | None = None,
 ) -> RunResult | Survey:
     """Run (or resume) `recipe` into `out`; returns the outcome and the funnel.
 
     With `dry_run`, validate everything and return what the run would do (a Survey), writing nothing.
-    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers); `chunk_size`
-    runs the local engine with models per group, `chunk_size` records at a time."""
+    `engine="ray"` runs the steps on a Ray cluster (`ray`: its address and workers). The local
+    engine loads models per group when their weights do not fit the GPU (`gpu_memory_gb`, else the
+    CUDA device's memory; `engine.choice`); `chunk_size` forces that mode, `chunk_size` records at a
+    time."""
     if engine == "ray":
         check_available()
     shard = Shard.parse(shard) if isinstance(shard, str) else shard
     if limit is not None and limit < 0:
         raise UsageError(f"--limit {limit}: must be 0 or more")
+    if gpu_memory_gb is not None and not (math.isfinite(gpu_memory_gb) and gpu_memory_gb > 0):
+        raise UsageError(f"--gpu-memory-gb {gpu_memory_gb}: a size in GB, more than 0")
     top = RunStore(out)
     store = top if shard is None else top.shard(shard.index, shard.count)
     meta = store.read_meta()
@@ -94,7 +101,8 @@ def run(
         if remembered:
             log.warning("using thresholds set by `imgdiff rethreshold`: %s", " ".join(remembered))
         store.write_meta(_meta(opened, remembered))
-        return _execute(opened, Mode.COMPUTE, progress, ray if engine == "ray" else None, chunk_size)
+        ray = (ray or RayOptions()) if engine == "ray" else None  # the default cluster when none given
+        return _execute(opened, Mode.COMPUTE, progress, ray, chunk_size, gpu_memory_gb)
 
 
 def rethreshold(out: str | Path, overrides: list[str], progress: bool = False) -> RunResult:
@@ -140,20 +148,26 @@ def warn_if_empty(store: RunStore, what: str) -> None:
 
 
 def _execute(
-    run: OpenRun, mode: Mode, progress: bool, ray: RayOptions | None = None, chunk_size: int | None = None
+    run: OpenRun,
+    mode: Mode,
+    progress: bool,
+    ray: RayOptions | None = None,
+    chunk_size: int | None = None,
+    gpu_memory_gb: float | None = None,
 ) -> RunResult:
-    """The engine over an opened, locked run (the local one, or Ray's when `ray` is given); then
-    records.jsonl, side tables, stats, exports."""
+    """The engine over an opened, locked run (Ray's when `ray` is given, else the local one in the
+    mode `engine.choice` picks); then records.jsonl, side tables, stats, exports."""
     store = run.store
     invocation = store.invocation()
     started = time.perf_counter()
     with _log_to(store.log_path(invocation)):
         verb = "run" if mode is Mode.COMPUTE else "rethreshold"
         log.info("%s %s (limit %s, shard %s)", verb, store.root, run.limit, run.shard)
+        choice = _choice(run, mode, ray, chunk_size, gpu_memory_gb)
         engine = run_local if ray is None else functools.partial(run_ray, options=ray)
         peaks = None
-        if chunk_size is not None and mode is Mode.COMPUTE:
-            engine = functools.partial(run_grouped, chunk_size=chunk_size)
+        if choice is not None and choice.grouped:
+            engine = functools.partial(run_grouped, chunk_size=choice.chunk_size)
         try:
             outcome = engine(
                 run.plan,
@@ -171,10 +185,10 @@ def _execute(
             for (stage, table), rows in outcome.tables.items():  # decisions may have changed
                 store.write_table(stage, table, rows)
             stats = _stats(outcome, time.perf_counter() - started)
-            if ray is not None:  # a streaming local run's stats stay as they were
+            if ray is not None:
                 stats["engine"] = {"mode": "ray", "workers": ray.workers}
-            if peaks is not None:
-                stats["engine"] = {"mode": "models-per-group", "chunk_size": chunk_size, "peak_gpu_gb": peaks}
+            elif choice is not None:  # a rethreshold computes nothing: no mode to say
+                stats["engine"] = {**choice.stats(), **({"peak_gpu_gb": peaks} if peaks is not None else {})}
             store.write_stats(stats)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
@@ -197,6 +211,17 @@ def _execute(
             exc.finished_stats = stats  # type: ignore[attr-defined]
             raise
     return result
+
+
+def _choice(
+    run: OpenRun, mode: Mode, ray: RayOptions | None, chunk_size: int | None, gpu_memory_gb: float | None
+) -> Choice | None:
+    """The local engine's mode for a computing run (None for Ray's and for a rethreshold), logged."""
+    if ray is not None or mode is not Mode.COMPUTE:
+        return None
+    choice = choose(run.plan, chunk_size, gpu_memory_gb)
+    log.info("engine: %s: %s", choice.mode, choice.why)
+    return choice
 
 
 @contextlib.contextmanager

@@ -1,13 +1,14 @@
 """The local engine, models per group: for recipes whose models do not all fit the device at once.
 
 It works chunk by chunk (whole source batches, about `chunk_size` records with work left): each of
-the plan's groups builds its steps (and so loads its models), takes the chunk through them batch by
-batch (the streaming mode's batches: a model's floats depend on what else is in its batch), and is
-released (its stages and models dropped, the CUDA cache emptied) before the next group loads. The
-pieces are the Ray engine's, run in this process: the same pending rows (finished inputs skipped
-before anything runs), the same `Span` that calls the batch function and persists artifacts then
-part lines, and the same decide-only finishing pass through the local engine, so its outputs are the streaming
-mode's. The log says the mode and the peak GPU memory of each group.
+the plan's groups builds its steps (and so loads its models), takes the chunk through them (a
+`Span` takes one source batch at a time: the streaming mode's batches, since a model's floats
+depend on what else is in its batch), and is released (its stages and models dropped, the CUDA
+cache emptied) before the next group loads. The pieces are the Ray engine's (`engine.spans`), run
+in this process: the same pending rows (finished inputs skipped before anything runs), the same
+`Span` that calls the batch function and persists artifacts then part lines, and the same
+decide-only finishing pass through the local engine, so its outputs are the streaming mode's.
+`engine.choice` decides when it runs; it returns the peak GPU memory of each group.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pyarrow as pa
 
 from imgdiff.engine.local import Outcome, run_local
 from imgdiff.engine.plan import Plan
-from imgdiff.engine.ray import ROW_SCHEMA, Span, computed_counts, group_spans, pending_rows
 from imgdiff.engine.shard import Shard
+from imgdiff.engine.spans import ROW_SCHEMA, Span, Work, computed_counts, pending_rows
 from imgdiff.engine.steps import Mode
 from imgdiff.sources.base import Source
 from imgdiff.store import RunStore
@@ -44,18 +45,18 @@ def run_grouped(
     """(the outcome, peak GPU GB per group) of a group-wise run."""
     rows = list(pending_rows(plan, source, store, limit, shard))
     log.info("models per group: %d record(s) to compute in chunks of %d", len(rows), chunk_size)
+    work = Work.of(plan, source, store, invocation)
     peaks: dict[str, float] = {}
     for chunk in _chunks(rows, chunk_size):
         table = pa.Table.from_pylist(chunk, schema=ROW_SCHEMA)
-        for first, last, _ in group_spans(plan):
-            span = Span(plan, source, str(store.root), store.image_format, invocation, first, last)
-            name = "+".join(s.name for s in span.steps)
+        for bounds in plan.spans():
             _reset_peak()
             if table.num_rows:
-                table = pa.concat_tables([span(part) for part in _by_batch(table)])
-            span.close()
-            del span  # drops the group's stages and their models
-            peaks[name] = max(peaks.get(name, 0.0), _release())
+                span = Span(work, bounds)
+                table = span(table)
+                span.close()
+                del span  # drops the group's stages and their models
+            peaks[bounds.name] = max(peaks.get(bounds.name, 0.0), _release())
     for name, peak in peaks.items():
         log.info("models per group: %s peak GPU memory %.2f GB", name, peak)
     outcome = run_local(
@@ -75,13 +76,6 @@ def _chunks(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, An
         chunk.append(row)
     if chunk:
         yield chunk
-
-
-def _by_batch(table: pa.Table) -> list[pa.Table]:
-    """The chunk's rows split by the source batch they came from: each group sees the streaming
-    mode's batches (a model's floats depend on what else is in its batch)."""
-    batches = table.column("batch").to_pylist()
-    return [table.filter(pa.array([b == n for b in batches])) for n in sorted(set(batches))]
 
 
 def _reset_peak() -> None:

@@ -36,6 +36,21 @@ def stage_fingerprint(spec: StageSpec, recipe: Recipe, upstream: str) -> str:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """One span of the run's steps: `first..last` (0 is the source step), their stage names and the
+    model entries they name."""
+
+    first: int
+    last: int
+    stages: tuple[str, ...] = ()
+    models: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return "+".join(self.stages) or "source"
+
+
+@dataclass(frozen=True)
 class Plan:
     recipe: Recipe
     source_fingerprint: str  # the items' identity: a change refuses to resume
@@ -67,3 +82,13 @@ class Plan:
                 groups.append([spec])
                 used = set(names)
         return groups
+
+    def spans(self) -> list[Bounds]:
+        """The units of work of the Ray engine and of models per group: the source step, then each
+        of `groups()`."""
+        spans = [Bounds(0, 0)]
+        for group in self.groups():
+            first = spans[-1].last + 1
+            models = frozenset(name for spec in group for name in spec.models().values())
+            spans.append(Bounds(first, first + len(group) - 1, tuple(s.name for s in group), models))
+        return spans

@@ -19,33 +19,22 @@ is retried by Ray (its recomputed lines repeat finished work; `read_parts` keeps
 
 from __future__ import annotations
 
-import json
 import logging
-import pickle
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from imgdiff.engine.batch import process
-from imgdiff.engine.local import Outcome, _batches, make_steps, run_local
-from imgdiff.engine.plan import Plan
+from imgdiff.engine.local import Outcome, run_local
+from imgdiff.engine.plan import Bounds, Plan
 from imgdiff.engine.shard import Shard
-from imgdiff.engine.steps import Mode, Step
+from imgdiff.engine.spans import ROW_SCHEMA, Span, Work, computed_counts, pending_rows
+from imgdiff.engine.steps import Mode
 from imgdiff.errors import UsageError
-from imgdiff.record import Record
 from imgdiff.sources.base import Source
-from imgdiff.store import PartWriter, RunStore
+from imgdiff.store import RunStore
 
 log = logging.getLogger("imgdiff")
-
-# batch: the number of the source batch a record came from (the models-per-group mode keeps the
-# streaming mode's batches with it: a model's floats depend on what else is in its batch).
-ROW_SCHEMA = pa.schema(
-    [("start", pa.int64()), ("record", pa.string()), ("raw", pa.binary()), ("batch", pa.int64())]
-)
 
 
 @dataclass(frozen=True)
@@ -77,29 +66,6 @@ def run_ray(
     return outcome
 
 
-def computed_counts(outcome: Outcome, store: RunStore, invocation: int) -> None:
-    """The decide-only pass reused what the workers computed now: count that as computed."""
-    for counts in outcome.counts:
-        computed = len(_lines_of(store, counts.name, invocation))
-        counts.computed, counts.reused = computed, counts.reused - computed
-
-
-def pending_rows(
-    plan: Plan, source: Source, store: RunStore, limit: int | None, shard: Shard | None
-) -> Iterator[dict[str, Any]]:
-    """One row per record with work left: the step it starts at, the record, its raw item."""
-    steps = make_steps(plan, source, store)
-    stored = {s.name: store.read_parts(s.name) for s in steps}
-    for batch, (records, raws) in enumerate(_batches(plan, source, limit, shard)):
-        for index, step in enumerate(steps):
-            result = process(step, records, stored[step.name], Mode.DECIDE_ONLY, store.place, raws)
-            for record in result.pending:
-                raw = pickle.dumps(raws[record.id]) if index == 0 else None
-                yield {"start": index, "record": json.dumps(record.to_dict()), "raw": raw, "batch": batch}
-            records = [r for r in result.outputs if r.kept]
-        store.images.forget()
-
-
 def _compute(
     plan: Plan,
     source: Source,
@@ -114,18 +80,19 @@ def _compute(
         ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    spans = group_spans(plan)
-    work = dict(plan=plan, source=source, root=str(store.root), fmt=store.image_format, invocation=invocation)
-    dataset = ray.data.from_arrow(pa.Table.from_pylist(rows, schema=ROW_SCHEMA))
+    spans = plan.spans()
+    work = Work.of(plan, source, store, invocation)
+    dataset = ray.data.from_arrow(_blocks(rows))
     cpus = _cpus_per_actor(ray.cluster_resources().get("CPU", 1.0), spans, options.workers)
-    for first, last, models in spans:
-        fn_args = dict(work, first=first, last=last)
-        size = plan.recipe.run.batch_size
-        if models:
-            gpus = _gpus(plan, models, options)
+    for bounds in spans:
+        gpus = _gpus(plan, bounds, options)
+        # Whole blocks (one source batch each) where Ray allows it, so that blocks spread over the
+        # workers; it wants a batch size with GPUs (a Span still takes each source batch alone).
+        size = plan.recipe.run.batch_size if gpus else None
+        if bounds.models:
             dataset = dataset.map_batches(
                 GroupWorker,
-                fn_constructor_kwargs=fn_args,
+                fn_constructor_kwargs={"work": work, "bounds": bounds},
                 batch_size=size,
                 batch_format="pyarrow",
                 compute=ray.data.ActorPoolStrategy(size=options.workers),
@@ -135,7 +102,7 @@ def _compute(
         else:
             dataset = dataset.map_batches(
                 _weight_free,
-                fn_kwargs=fn_args,
+                fn_kwargs={"work": work, "bounds": bounds},
                 batch_size=size,
                 batch_format="pyarrow",
                 compute=ray.data.TaskPoolStrategy(size=options.workers),
@@ -145,108 +112,47 @@ def _compute(
     log.info("ray: pipeline drained, %d record(s) kept through the last step", left)
 
 
-def group_spans(plan: Plan) -> list[tuple[int, int, set[str]]]:
-    """(first step index, last step index, model entry names) per unit of work: the source step
-    (step 0), then each of the plan's groups."""
-    spans = [(0, 0, set[str]())]
-    for group in plan.groups():
-        first = spans[-1][1] + 1
-        models = {name for spec in group for name in spec.models().values()}
-        spans.append((first, first + len(group) - 1, models))
-    return spans
+def _blocks(rows: list[dict[str, Any]]) -> list[pa.Table]:
+    """The rows as one Arrow table per source batch: Ray Data's blocks."""
+    batches: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        batches.setdefault(row["batch"], []).append(row)
+    return [pa.Table.from_pylist(batch, schema=ROW_SCHEMA) for batch in batches.values()]
 
 
-def _cpus_per_actor(cluster_cpus: float, spans: list[tuple[int, int, set[str]]], workers: int) -> float:
+def _cpus_per_actor(cluster_cpus: float, spans: list[Bounds], workers: int) -> float:
     """A streaming pipeline needs every group's actors alive at once, with a CPU left for the
     tasks: one CPU per actor where the cluster has them, a share of what it has where it has not."""
-    actors = workers * sum(1 for _, _, models in spans if models)
+    actors = workers * sum(1 for bounds in spans if bounds.models)
     return 1.0 if not actors else max(0.05, min(1.0, (cluster_cpus - 1) / actors))
 
 
-def _gpus(plan: Plan, models: set[str], options: RayOptions) -> float:
+def _gpus(plan: Plan, bounds: Bounds, options: RayOptions) -> float:
+    if not bounds.models:
+        return 0.0
     if options.gpus_per_worker is not None:
         return options.gpus_per_worker
-    devices = {plan.recipe.models[name].device for name in models}
+    devices = {plan.recipe.models[name].device for name in bounds.models}
     return 1.0 if any(d.startswith("cuda") for d in devices) else 0.0
-
-
-class Span:
-    """Steps `first..last` of the run, built in a worker; persists into its own part files."""
-
-    def __init__(
-        self, plan: Plan, source: Source, root: str, fmt: str, invocation: int, first: int, last: int
-    ) -> None:
-        self.store = RunStore(root, fmt)
-        self.first, self.last = first, last
-        self.steps: list[Step] = make_steps(plan, source, self.store)[first : last + 1]
-        writer = uuid.uuid4().hex[:12]
-        self.writers = {
-            s.name: PartWriter(self.store.stage_dir(s.name) / f"part-{invocation:05d}-{writer}.jsonl")
-            for s in self.steps
-        }
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows = batch.to_pylist()
-        later = [r for r in rows if r["start"] > self.last]  # rows for later groups pass by
-        entering = sorted((r for r in rows if r["start"] <= self.last), key=lambda r: r["start"])
-        raws = {}
-        live: list[Record] = []
-        for index, step in enumerate(self.steps, self.first):
-            for row in (r for r in entering if r["start"] == index):
-                record = Record.from_dict(json.loads(row["record"]))
-                live.append(record)
-                if row["raw"] is not None:
-                    raws[record.id] = pickle.loads(row["raw"])
-            if not live:
-                continue
-            result = process(step, live, {}, Mode.COMPUTE, self.store.place, raws)
-            for record in result.computed:
-                self.store.write_artifacts(record)
-                self.store.images.keep(record)
-            self.writers[step.name].append(result.lines)
-            live = [r for r in result.outputs if r.kept]
-        self.store.images.forget()
-        batch = rows[0]["batch"] if rows else 0  # the models-per-group mode passes one batch at a time
-        out = later + [
-            {"start": self.last + 1, "record": json.dumps(r.to_dict()), "raw": None, "batch": batch}
-            for r in live
-        ]
-        return pa.Table.from_pylist(out, schema=ROW_SCHEMA)
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
 
 
 class GroupWorker:
     """One actor of a group's pool: its steps (and so its models) are set up once per actor."""
 
-    def __init__(self, **work: Any) -> None:
-        self.span = Span(**work)
+    def __init__(self, work: Work, bounds: Bounds) -> None:
+        self.span = Span(work, bounds)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return self.span(batch)
 
 
-def _weight_free(batch: pa.Table, **work: Any) -> pa.Table:
+def _weight_free(batch: pa.Table, work: Work, bounds: Bounds) -> pa.Table:
     """A group without models (or the source step) as a plain task: cheap to build per batch."""
-    span = Span(**work)
+    span = Span(work, bounds)
     try:
         return span(batch)
     finally:
         span.close()
-
-
-def _lines_of(store: RunStore, stage: str, invocation: int) -> set[str]:
-    """The input ids this invocation's workers wrote part lines for (one stage)."""
-    ids: set[str] = set()
-    for path in store.stage_dir(stage).glob(f"part-{invocation:05d}-*.jsonl"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                ids.add(json.loads(line)["in"])
-            except (json.JSONDecodeError, KeyError):
-                continue  # a line cut short by a kill
-    return ids
 
 
 def check_available() -> None:
