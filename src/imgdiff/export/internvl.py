@@ -22,7 +22,7 @@ DATASET = "imgdiff"
 
 class InternVLExporter(Exporter):
     format = "internvl"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

@@ -36,7 +36,7 @@ def conversation(sample: Sample, image: str) -> dict[str, Any]:
 
 class LlavaExporter(JsonListExporter):
     format = "llava"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def entry(self, sample: Sample, image: str) -> dict[str, Any]:
         return conversation(sample, image)

@@ -48,7 +48,7 @@ def features_of(columns: dict[str, Any]) -> Any:
 
 class ParquetExporter(Exporter):
     format = "parquet"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)

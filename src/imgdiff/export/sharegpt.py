@@ -21,7 +21,7 @@ TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assis
 
 class ShareGPTExporter(JsonListExporter):
     format = "sharegpt"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def entry(self, sample: Sample, image: str) -> dict[str, Any]:
         return {
