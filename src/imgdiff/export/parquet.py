@@ -110,7 +110,11 @@ class ParquetExporter(Exporter):
         rel = f"data/{split}-{self.shard:05d}.parquet"
         (self.to / rel).parent.mkdir(parents=True, exist_ok=True)
         self.files.append(rel)
-        self.writer = pq.ParquetWriter(self.to / rel, self.schema, compression="zstd")
+        # no dictionary for the pictures: no two are alike, and hashing each for one costs time
+        dictionary = [name for name in self.schema.names if name != "image"] + ["image.path"]
+        self.writer = pq.ParquetWriter(
+            self.to / rel, self.schema, compression="zstd", use_dictionary=dictionary
+        )
 
     def _to_arrow(self) -> None:
         import pyarrow as pa
