@@ -42,7 +42,7 @@ EXPORTERS: dict[str, type[Exporter]] = {
     "webdataset": WebDatasetExporter,
 }
 
-MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ...}, written last
+MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ..., "options": ...}, written last
 
 
 def export_run(
@@ -106,7 +106,7 @@ def _build(
     from imgdiff.export.plan import plan
     from imgdiff.export.stream import run_samples
 
-    planned = plan(run_samples(store, extra), options, _pair_code(store.root))
+    planned = plan(run_samples(store, extra), options, pair_code(store.root))
     context = ExportContext(
         run_dir=store.root,
         facts=facts,
@@ -118,6 +118,7 @@ def _build(
         columns=planned.columns,
         types=planned.types,
     )
+    options_made = options.fingerprint_fields()  # the marker keeps them: export/held_out.py reads them
     folders = {}
     try:
         writers = {}
@@ -135,7 +136,7 @@ def _build(
         summaries = {}
         for fmt, writer in writers.items():
             summaries[fmt] = writer.finish()
-            marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt]}
+            marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt], "options": options_made}
             (folders[fmt] / MARKER).write_text(json.dumps(marker, indent=2))
         _sync(list(folders.values()), options.workers)
     except BaseException:
@@ -147,7 +148,7 @@ def _build(
     return summaries
 
 
-def _pair_code(run_dir: Path) -> Callable[[Record], int]:
+def pair_code(run_dir: Path) -> Callable[[Record], int]:
     """Record -> the perceptual code of its pair (for --dedup; decoding the pair dominates)."""
     from imgdiff.export.select import perceptual_code
     from imgdiff.store import ImageLoader
