@@ -13,7 +13,8 @@ the same with one worker, `after-pillow` with `png_encoder: pillow` (the old byt
 interleaved, so load on the machine hits each alike. Prints JSON per size: the median samples/s of
 each variant and its ratio to before; whether after's pictures decode to before's pixels and
 after-pillow's files equal before's bytes; and where one worker's time goes per sample (decoding
-the pair, drawing, encoding each way, writing), measured on the first samples.
+the pair, drawing, encoding each way, writing), measured on the first samples, and the best ratio
+that breakdown allows with one free core per worker.
 """
 
 from __future__ import annotations
@@ -107,7 +108,21 @@ def measure(run: Path, repeats: int, workers: int) -> dict[str, object]:
     for name, values in rates.items():
         out[f"{name}_samples_per_s"] = round(statistics.median(values), 2)
         out[f"{name}_ratio"] = round(statistics.median(values) / base, 2)
-    return {**out, **checks, "ms_per_sample_one_worker": breakdown(run)}
+    parts = breakdown(run)
+    return {**out, **checks, "ms_per_sample_one_worker": parts, **ceiling(parts, workers)}
+
+
+def ceiling(parts: dict[str, float], workers: int) -> dict[str, float]:
+    """The best ratio the breakdown allows: before pays decoding, drawing, Pillow's encoding and
+    the writes in turn; after splits decoding, drawing and the fast encoding over the workers (one
+    a core) and overlaps the writes. Without any encoding cost at all, decoding alone bounds it."""
+    before_ms = parts["decode_pair"] + parts["draw"] + parts["encode_pillow"] + parts["write_and_fsync"]
+    after_ms = (parts["decode_pair"] + parts["draw"] + parts["encode_fast"]) / workers
+    decode_ms = (parts["decode_pair"] + parts["draw"]) / workers
+    return {
+        f"ceiling_ratio_{workers}_free_cores": round(before_ms / after_ms, 2),
+        f"ceiling_ratio_{workers}_free_cores_if_encoding_were_free": round(before_ms / decode_ms, 2),
+    }
 
 
 def _pictures(folder: Path) -> dict[str, bytes]:
