@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,24 @@ def test_an_empty_split_has_no_file_and_the_rest_loads(run: Path, tmp_path: Path
     assert [p.name for p in (tmp_path / "webdataset").glob("*.tar")] == ["train-000000.tar"]
     data = load_dataset("parquet", data_dir=str(tmp_path / "parquet" / "data"))
     assert {name: d.num_rows for name, d in data.items()} == {"train": DIFFERENCE_SAMPLES}
+
+
+def test_exports_stream_records_and_refuse_a_file_out_of_order(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgdiff.errors import UsageError
+    from imgdiff.store import RunStore
+
+    def whole_list(self: RunStore) -> None:
+        raise AssertionError("an export must not hold every record at once")
+
+    monkeypatch.setattr(RunStore, "read_records", whole_list)
+    summary = export_run(run, ["parquet"], to=tmp_path / "streamed", options={"dedup": True})
+    assert summary["parquet"]["samples"] == DIFFERENCE_SAMPLES - 3  # as test_export_select counts
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(run, shuffled, ignore=shutil.ignore_patterns("export"))
+    lines = (shuffled / "records.jsonl").read_text().splitlines(keepends=True)
+    (shuffled / "records.jsonl").write_text("".join(lines[1:] + lines[:1]))
+    with pytest.raises(UsageError, match="out of canonical order"):
+        export_run(shuffled, ["llava"], to=tmp_path / "refused")
+    assert not (tmp_path / "refused" / "llava").exists()
