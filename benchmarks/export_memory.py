@@ -1,11 +1,13 @@
 """Peak memory of a parquet export against its size: flat means streamed, not built in memory.
 
-    python benchmarks/export_memory.py [--samples 2000,20000] [--size 128] [--workers 2]
+    python benchmarks/export_memory.py [--samples 1000,5000,20000] [--size 128] [--workers 2]
+                                       [--row-group-mb 100]
 
 Makes a small quickstart run (20 scenes), then runs of N records that reuse its pairs' image files
 under new ids with the box moved (so N distinct samples cost no pipeline time), and exports each
-to parquet in a fresh process (`png_encoder: fast`), printing JSON: samples, seconds, peak RSS
-in MiB and the parquet size.
+to parquet in a fresh process (default options), printing JSON: samples, seconds, peak RSS in MiB,
+the parquet size and its row groups. Memory grows until the first row group is full (at most
+`row_group_mb` of pictures, held as Arrow), then stays flat.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ import json, resource, sys, time
 from pathlib import Path
 from imgdiff.export import export_run
 started = time.perf_counter()
-options = {"png_encoder": "fast", "workers": int(sys.argv[2])}
+options = {"workers": int(sys.argv[2]), "row_group_mb": int(sys.argv[3])}
 summary = export_run(Path(sys.argv[1]), ["parquet"], options=options)
 seconds = time.perf_counter() - started
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-size = sum(p.stat().st_size for p in (Path(sys.argv[1]) / "export" / "parquet").rglob("*.parquet"))
+files = sorted((Path(sys.argv[1]) / "export" / "parquet").rglob("*.parquet"))
+size = sum(p.stat().st_size for p in files)
+import pyarrow.parquet as pq
+groups = sum(pq.ParquetFile(p).num_row_groups for p in files)
 print(json.dumps({"samples": summary["parquet"]["samples"], "seconds": round(seconds, 1),
-                  "peak_rss_mib": round(peak), "parquet_mib": round(size / 2**20)}))
+                  "peak_rss_mib": round(peak), "parquet_mib": round(size / 2**20), "row_groups": groups}))
 """
 
 
@@ -54,9 +59,10 @@ def widened(base: Path, out: Path, n: int) -> Path:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", default="2000,20000")
+    parser.add_argument("--samples", default="1000,5000,20000")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--row-group-mb", type=int, default=100)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
@@ -64,7 +70,7 @@ if __name__ == "__main__":
         for n in (int(x) for x in args.samples.split(",")):
             run = widened(base, Path(tmp) / f"run-{n}", n)
             child = subprocess.run(
-                [sys.executable, "-c", CHILD, str(run), str(args.workers)],
+                [sys.executable, "-c", CHILD, str(run), str(args.workers), str(args.row_group_mb)],
                 capture_output=True,
                 text=True,
                 check=True,

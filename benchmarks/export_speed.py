@@ -1,50 +1,75 @@
-"""Export speed: samples per second of `llava` before (the old exporter: one process, Pillow PNG at
-zlib level 1, the pair decoded again for every sample) versus after (this exporter), on the demo
-run (200 quickstart scenes at 512 px) and on scenes at 1024 px, all in one run of this script.
+"""Export speed: samples per second of `llava` before (the exporter as it was when the export issue
+was filed) versus after (this exporter), on the demo run (200 quickstart scenes at 512 px) and on
+scenes at 1024 px, all in one run of this script.
 
     python benchmarks/export_speed.py [--scenes 200] [--scenes-1024 50] [--repeats 3] [--workers 2]
                                       [--sizes 512,1024]
 
-`after-pillow` writes the same bytes as before; `after-fast` uses `png_encoder: fast` (other bytes,
-same pixels). Prints JSON: per size, the median samples/s of each variant and its ratio to before,
-and whether after-pillow's files are byte-identical to before's.
+`before` is that exporter, reproduced here so it stays measurable whatever the code becomes: one
+process, the pair decoded by Pillow for each record, each picture encoded by Pillow at zlib level 1
+(the store's PNG setting since the demo recipe existed), then every file flushed in turn.
+`after` is `export_run` with its defaults (`png_encoder: fast`, `--workers` threads), `after-1worker`
+the same with one worker, `after-pillow` with `png_encoder: pillow` (the old bytes). Variants run
+interleaved, so load on the machine hits each alike. Prints JSON per size: the median samples/s of
+each variant and its ratio to before; whether after's pictures decode to before's pixels and
+after-pillow's files equal before's bytes; and where one worker's time goes per sample (decoding
+the pair, drawing, encoding each way, writing), measured on the first samples, and the best ratio
+that breakdown allows with one free core per worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 import imgdiff
 from imgdiff.export import export_run
-from imgdiff.export.driver import _sync
+from imgdiff.export.png import png_fast
 from imgdiff.export.samples import QUESTION, difference_samples
 from imgdiff.record import Record
-from imgdiff.render import png_bytes, side_by_side
-from imgdiff.store import ImageLoader
+from imgdiff.render import side_by_side
 
 
 def before(run: Path, to: Path) -> int:
-    """What `llava` export did before: pair decoded per record, each picture encoded in turn."""
-    images = ImageLoader(run)
+    """The `llava` exporter before the export issue's work."""
     entries = []
     for record in sorted(imgdiff.load_records(run), key=Record.sort_key):
         samples = difference_samples(record)
         if not samples:
             continue
-        a, b = images.load(record, "a"), images.load(record, "b")
+        a, b = (_decode(run / record.images[name]) for name in ("a", "b"))
         for sample in samples:
             rel = f"images/{record.id[:2]}/{sample.id}.png"
             (to / rel).parent.mkdir(parents=True, exist_ok=True)
-            (to / rel).write_bytes(png_bytes(side_by_side(a, b, record.regions[sample.index].box)))
+            (to / rel).write_bytes(_pillow_png(side_by_side(a, b, record.regions[sample.index].box)))
             entries.append({"id": sample.id, "image": rel, "question": QUESTION, "answer": sample.answer})
     (to / "data.json").write_text(json.dumps(entries))
-    _sync(to)  # the old driver flushed every file before renaming the folder in, as the new one does
+    for path in to.rglob("*"):  # it flushed every file before renaming the folder in
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
     return len(entries)
+
+
+def _decode(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def _pillow_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def after(run: Path, to: Path, **options: object) -> int:
@@ -54,12 +79,13 @@ def after(run: Path, to: Path, **options: object) -> int:
 def measure(run: Path, repeats: int, workers: int) -> dict[str, object]:
     variants = {
         "before": lambda to: before(run, to),
-        "after-pillow": lambda to: after(run, to, workers=workers),
-        "after-fast": lambda to: after(run, to, workers=workers, png_encoder="fast"),
+        "after": lambda to: after(run, to, workers=workers),
+        "after-1worker": lambda to: after(run, to, workers=1),
+        "after-pillow": lambda to: after(run, to, workers=workers, png_encoder="pillow"),
     }
     rates: dict[str, list[float]] = {name: [] for name in variants}
-    identical = True
-    for _ in range(repeats):  # interleaved, so load on the machine hits every variant alike
+    checks = {"after_same_pixels_as_before": True, "after_pillow_same_bytes_as_before": True}
+    for _ in range(repeats):
         outputs = {}
         for name, export in variants.items():
             folder = Path(tempfile.mkdtemp())
@@ -67,17 +93,66 @@ def measure(run: Path, repeats: int, workers: int) -> dict[str, object]:
             samples = export(folder)
             rates[name].append(samples / (time.perf_counter() - started))
             outputs[name] = folder
-        old = {p.relative_to(outputs["before"]): p.read_bytes() for p in outputs["before"].rglob("*.png")}
-        new_root = outputs["after-pillow"] / "llava"
-        new = {p.relative_to(new_root): p.read_bytes() for p in new_root.rglob("*.png")}
-        identical = identical and old == new
+        old = _pictures(outputs["before"])
+        new = _pictures(outputs["after"] / "llava")
+        compat = _pictures(outputs["after-pillow"] / "llava")
+        checks["after_pillow_same_bytes_as_before"] &= old == compat
+        checks["after_same_pixels_as_before"] &= old.keys() == new.keys() and all(
+            np.array_equal(_decode(outputs["before"] / rel), _decode(outputs["after"] / "llava" / rel))
+            for rel in sorted(old)[:20]
+        )
+        for folder in outputs.values():
+            shutil.rmtree(folder)
     base = statistics.median(rates["before"])
     out: dict[str, object] = {"samples": samples}
     for name, values in rates.items():
         out[f"{name}_samples_per_s"] = round(statistics.median(values), 2)
         out[f"{name}_ratio"] = round(statistics.median(values) / base, 2)
-    out["after_pillow_png_bytes_identical_to_before"] = identical
-    return out
+    parts = breakdown(run)
+    return {**out, **checks, "ms_per_sample_one_worker": parts, **ceiling(parts, workers)}
+
+
+def ceiling(parts: dict[str, float], workers: int) -> dict[str, float]:
+    """The best ratio the breakdown allows: before pays decoding, drawing, Pillow's encoding and
+    the writes in turn; after splits decoding, drawing and the fast encoding over the workers (one
+    a core) and overlaps the writes. Without any encoding cost at all, decoding alone bounds it."""
+    before_ms = parts["decode_pair"] + parts["draw"] + parts["encode_pillow"] + parts["write_and_fsync"]
+    after_ms = (parts["decode_pair"] + parts["draw"] + parts["encode_fast"]) / workers
+    decode_ms = (parts["decode_pair"] + parts["draw"]) / workers
+    return {
+        f"ceiling_ratio_{workers}_free_cores": round(before_ms / after_ms, 2),
+        f"ceiling_ratio_{workers}_free_cores_if_encoding_were_free": round(before_ms / decode_ms, 2),
+    }
+
+
+def _pictures(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*.png")}
+
+
+def breakdown(run: Path, samples: int = 40) -> dict[str, float]:
+    """Where one worker's time goes per sample, on the run's first samples."""
+    times = dict.fromkeys(["decode_pair", "draw", "encode_fast", "encode_pillow", "write_and_fsync"], 0.0)
+    records = [r for r in sorted(imgdiff.load_records(run), key=Record.sort_key) if difference_samples(r)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, record in enumerate(records[:samples]):
+            clock = time.perf_counter()
+            a, b = (_decode(run / record.images[name]) for name in ("a", "b"))
+            times["decode_pair"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            picture = side_by_side(a, b, record.regions[difference_samples(record)[0].index].box)
+            times["draw"] += time.perf_counter() - clock
+            for name, encode in (("encode_fast", png_fast), ("encode_pillow", _pillow_png)):
+                clock = time.perf_counter()
+                data = encode(picture)
+                times[name] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            path = Path(tmp) / f"{n}.png"
+            path.write_bytes(data)
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+            times["write_and_fsync"] += time.perf_counter() - clock
+    count = min(samples, len(records))
+    return {name: round(1000 * seconds / count, 2) for name, seconds in times.items()}
 
 
 def demo_run(folder: Path, scenes: int, size: int) -> Path:
@@ -93,11 +168,15 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sizes", default="512,1024", help="image sides to measure")
+    parser.add_argument("--runs", help="a folder of runs made before (run-512, run-1024): reused")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"workers": args.workers}
+        result: dict[str, object] = {"workers": args.workers, "cpus": os.cpu_count()}
         for size in (int(x) for x in args.sizes.split(",")):
             scenes = args.scenes_1024 if size >= 1024 else args.scenes
-            run = demo_run(Path(tmp), scenes, size)
+            made = Path(args.runs) / f"run-{size}" if args.runs else None
+            run = made if made and made.is_dir() else demo_run(Path(args.runs or tmp), scenes, size)
             result[f"{size}px"] = {"scenes": scenes, **measure(run, args.repeats, args.workers)}
+            print(json.dumps({f"{size}px": result[f"{size}px"]}), flush=True)
+        result["load_average_after"] = os.getloadavg()
         print(json.dumps(result, indent=2))

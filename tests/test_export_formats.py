@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -153,11 +154,17 @@ def test_every_format_is_byte_deterministic_and_jpeg_works(run: Path, exported: 
     assert members[0].endswith(".jpg") and Image.open(io.BytesIO(picture)).format == "JPEG"
 
 
-def test_fast_png_decodes_to_the_same_pixels(run: Path, exported: Path, tmp_path: Path) -> None:
-    export_run(run, ["llava"], to=tmp_path, options={"png_encoder": "fast"})
-    for entry in json.loads((tmp_path / "llava" / "data.json").read_text()):
-        with Image.open(tmp_path / "llava" / entry["image"]) as image:
-            assert np.array_equal(np.asarray(image), _expected_picture(run, entry["id"]))
+def test_both_png_encoders_give_the_same_pixels_in_other_bytes(run: Path, tmp_path: Path) -> None:
+    files = {}
+    for encoder in ("fast", "pillow"):
+        export_run(run, ["llava"], to=tmp_path / encoder, options={"png_encoder": encoder})
+        folder = tmp_path / encoder / "llava"
+        for entry in json.loads((folder / "data.json").read_text()):
+            with Image.open(folder / entry["image"]) as image:
+                assert np.array_equal(np.asarray(image), _expected_picture(run, entry["id"]))
+            files.setdefault(encoder, []).append((folder / entry["image"]).read_bytes())
+    assert len(files["fast"]) == DIFFERENCE_SAMPLES
+    assert all(fast != pillow for fast, pillow in zip(files["fast"], files["pillow"], strict=True))
 
 
 def test_large_exports_are_sharded_and_row_groups_capped(
@@ -197,3 +204,24 @@ def test_an_empty_split_has_no_file_and_the_rest_loads(run: Path, tmp_path: Path
     assert [p.name for p in (tmp_path / "webdataset").glob("*.tar")] == ["train-000000.tar"]
     data = load_dataset("parquet", data_dir=str(tmp_path / "parquet" / "data"))
     assert {name: d.num_rows for name, d in data.items()} == {"train": DIFFERENCE_SAMPLES}
+
+
+def test_exports_stream_records_and_refuse_a_file_out_of_order(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgdiff.errors import UsageError
+    from imgdiff.store import RunStore
+
+    def whole_list(self: RunStore) -> None:
+        raise AssertionError("an export must not hold every record at once")
+
+    monkeypatch.setattr(RunStore, "read_records", whole_list)
+    summary = export_run(run, ["parquet"], to=tmp_path / "streamed", options={"dedup": True})
+    assert summary["parquet"]["samples"] == DIFFERENCE_SAMPLES - 3  # as test_export_select counts
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(run, shuffled, ignore=shutil.ignore_patterns("export"))
+    lines = (shuffled / "records.jsonl").read_text().splitlines(keepends=True)
+    (shuffled / "records.jsonl").write_text("".join(lines[1:] + lines[:1]))
+    with pytest.raises(UsageError, match="out of canonical order"):
+        export_run(shuffled, ["llava"], to=tmp_path / "refused")
+    assert not (tmp_path / "refused" / "llava").exists()

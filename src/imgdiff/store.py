@@ -404,14 +404,17 @@ class RunStore:
     # -- records and stats --------------------------------------------------------------------
     def read_records(self) -> list[Record]:
         """The records of records.jsonl, in canonical order."""
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[Record]:
+        """`read_records` one record at a time, for readers whose memory must not grow with the run."""
         if not self.records_path.is_file():
             raise UsageError(
                 f"'{self.root}' has no records.jsonl (not an imgdiff run, or it has not finished a batch)"
             )
-        records = []
         for n, line in _lines(self.records_path):
             try:
-                records.append(Record.from_dict(json.loads(line)))
+                yield Record.from_dict(json.loads(line))
             except json.JSONDecodeError:
                 raise UsageError(
                     f"{self.records_path} line {n} is cut short or corrupt: run the same `imgdiff run` "
@@ -419,7 +422,6 @@ class RunStore:
                 ) from None
             except (ValueError, TypeError) as exc:  # a newer schema_version, fields it does not know
                 raise UsageError(f"{self.records_path} line {n}: {exc}") from None
-        return records
 
     def write_records(self, records: list[Record]) -> None:
         ordered = sorted(records, key=Record.sort_key)

@@ -51,7 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--model", help="the vl_generator entry's name (needed when there are several)")
     predict.add_argument("--out", required=True, help="the predictions file (.jsonl), appended per batch")
     predict.add_argument("--data", help="the benchmark's local folder (not for run:DIR)")
-    predict.add_argument("--split", default="test", help="Spot-the-Diff / Image-Edit-Request split")
+    predict.add_argument(
+        "--split",
+        help="Spot-the-Diff / Image-Edit-Request split (default test); for run:DIR, one split of "
+        "the run's export (default: every kept pair)",
+    )
+    predict.add_argument("--export", help="for run:DIR --split: the export folder (default DIR/export/*)")
     predict.add_argument("--task", choices=["locate", "describe"], help="for run:DIR (default: locate)")
     predict.add_argument("--batch-size", type=int, default=8)
     predict.add_argument("--max-new-tokens", type=int, default=128)
@@ -114,9 +119,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.benchmark.startswith("run:"):  # an imgdiff run's kept pairs (eval/run_items.py)
         from imgdiff.eval.run_items import run_benchmark
 
-        bench = run_benchmark(Path(args.benchmark[4:]), args.task or "locate")
+        export = Path(args.export) if args.export else None
+        bench = run_benchmark(Path(args.benchmark[4:]), args.task or "locate", args.split, export)
     else:
-        bench = open_benchmark(args.benchmark, args.data, args.split, args.task)
+        if args.export:
+            raise UsageError("--export is for run:DIR benchmarks")
+        bench = open_benchmark(args.benchmark, args.data, args.split or "test", args.task)
 
     def progress(done: int, total: int) -> None:
         print(f"predict: {done}/{total} asked", file=sys.stderr, flush=True)

@@ -15,7 +15,9 @@ def join(
     out: str | Path, pred: Path, task: str, allow_missing: bool
 ) -> tuple[list[Record], dict[str, dict[str, Any]]]:
     """The kept records that have an answer line, and the lines by id. Answers about ids the run
-    does not keep fail; kept pairs without an answer are listed and fail unless `allow_missing`."""
+    does not keep fail; kept pairs without an answer are listed and fail unless `allow_missing`.
+    Answers about one split of an export (`predict run:DIR --split S`) are joined with that split."""
+    from imgdiff.eval.run_items import kept_records
     from imgdiff.store import load_finished_records as load_records
 
     predictions = read_predictions(pred)
@@ -25,7 +27,10 @@ def join(
             f"'{pred}' holds {header.get('benchmark')} {header.get('task')} answers, "
             f"not answers of `predict run:DIR --task {task}`"
         )
-    kept = [r for r in load_records(out) if r.status == "kept"]
+    if header.get("export_split") is not None:  # asked about one split of an export: scored on it
+        kept, _folder = kept_records(Path(out), header["export_split"], Path(header["export"]))
+    else:
+        kept = [r for r in load_records(out) if r.status == "kept"]
     ids = {r.id for r in kept}
     only_pred = sorted(set(predictions.items) - ids)
     only_run = sorted(ids - set(predictions.items))

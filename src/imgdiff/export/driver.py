@@ -1,12 +1,14 @@
 """The export driver: finished runs into training-data formats (`export:` in a recipe, `imgdiff export`).
 
 `EXPORTERS` maps a format name to its exporter class; the recipe loader accepts exactly these names.
-`export_run` selects the run's samples (options: `where`, `dedup`, `max_per_object`), splits them,
-then streams them once through every format asked for: each sample's picture is rendered and
-encoded once (in parallel workers, export/pictures.py) and handed to every format's writer. Each
-format fills its own folder, DIR/export/<format>/ by default, built beside its final place and
-renamed in, so a crash leaves the previous export whole; a marker inside it (the records' hash,
-the exporter's version and the options) lets an unchanged export be skipped.
+`export_run` reads the run's samples twice, one record at a time, so memory stays flat however large
+the run: a first pass plans where each sample goes (options `where`, `dedup`, `max_per_object` and
+`split`; export/plan.py), a second streams the kept samples, split by split, once through every
+format asked for: each sample's picture is rendered and encoded once (in parallel workers,
+export/pictures.py) and handed to every format's writer. Each format fills its own folder,
+DIR/export/<format>/ by default, built beside its final place and renamed in, so a crash leaves the
+previous export whole; a marker inside it (the records' hash, the exporter's version and the
+options) lets an unchanged export be skipped.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from imgdiff.export.internvl import InternVLExporter
 from imgdiff.export.llava import LlavaExporter
 from imgdiff.export.options import ExportOptions, build_options
 from imgdiff.export.parquet import ParquetExporter
-from imgdiff.export.samples import Sample, samples_of_records
+from imgdiff.export.samples import Sample
 from imgdiff.export.sharegpt import ShareGPTExporter
 from imgdiff.export.webdataset import WebDatasetExporter
 from imgdiff.record import Record
@@ -41,7 +42,7 @@ EXPORTERS: dict[str, type[Exporter]] = {
     "webdataset": WebDatasetExporter,
 }
 
-MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ...}, written last
+MARKER = ".imgdiff-export.json"  # {"fingerprint": ..., "summary": ..., "options": ...}, written last
 
 
 def export_run(
@@ -68,9 +69,8 @@ def export_run(
         )
     extra = list(extra_samples)
     store = RunStore(run_dir)
-    samples = _ordered(samples_of_records(store.read_records()) + extra)
     content: dict[str, Any] = {
-        "records": hashlib.sha256(store.records_path.read_bytes()).hexdigest(),
+        "records": _file_sha256(store.records_path),
         "run": {k: v for k, v in facts.items() if k != "complete"},  # what the card shows
     }
     if options.fingerprint_fields() != ExportOptions().fingerprint_fields():
@@ -89,43 +89,36 @@ def export_run(
         else:
             todo[fmt] = (target, fingerprint)
     if todo:
-        summaries.update(_build(run_dir, samples, facts, options, todo))
+        summaries.update(_build(store, extra, facts, options, todo))
     return {fmt: summaries[fmt] for fmt in dict.fromkeys(formats)}
 
 
-def _ordered(samples: list[Sample]) -> list[Sample]:
-    return sorted(samples, key=lambda s: (s.record.sort_key(), s.type != "difference", s.id))
-
-
 def _build(
-    run_dir: Path,
-    samples: list[Sample],
+    store: RunStore,
+    extra: list[Sample],
     facts: dict[str, Any],
     options: ExportOptions,
     todo: dict[str, tuple[Path, str]],
 ) -> dict[str, dict[str, Any]]:
-    """Select and split the samples, stream them once through every format's writer in a temporary
+    """Plan the samples, stream them split by split through every format's writer in a temporary
     sibling folder, then swap each folder in with renames; on failure, drop them all."""
-    from imgdiff.export import pictures, select, split
+    from imgdiff.export import pictures
+    from imgdiff.export.plan import plan
+    from imgdiff.export.stream import run_samples
 
-    chosen, dropped = select.select(samples, options, lambda records: _pair_codes(run_dir, records, options))
-    by_split = split.assign(chosen, options.split)
-    columns: dict[str, Any] = {}
-    for sample in chosen:
-        for name, value in sample.fields().items():
-            if columns.get(name) is None:
-                columns[name] = value
+    planned = plan(run_samples(store, extra), options, pair_code(store.root))
     context = ExportContext(
-        run_dir=run_dir,
+        run_dir=store.root,
         facts=facts,
         options=options,
         extension=pictures.extension(options),
-        splits={name: len(items) for name, items in by_split.items()},
-        pairs=len({s.record.id for s in chosen}),
-        dropped=dropped,
-        columns=columns,
-        types=dict(Counter(s.type for s in chosen)),
+        splits=planned.splits,
+        pairs=planned.pairs,
+        dropped=planned.dropped,
+        columns=planned.columns,
+        types=planned.types,
     )
+    options_made = options.fingerprint_fields()  # the marker keeps them: export/held_out.py reads them
     folders = {}
     try:
         writers = {}
@@ -135,17 +128,17 @@ def _build(
             tmp.mkdir(parents=True)
             folders[fmt] = tmp
             writers[fmt] = EXPORTERS[fmt](tmp, context)
-        labelled = {s.id: name for name, items in by_split.items() for s in items}
-        stream = [s for items in by_split.values() for s in items]  # split by split, canonical within
-        for sample, picture in pictures.encoded(stream, run_dir, options):
-            for writer in writers.values():
-                writer.add(sample, labelled[sample.id], picture)
+        for split in planned.splits:  # split by split, canonical order within
+            chosen = planned.of_split(run_samples(store, extra), split)
+            for sample, picture in pictures.encoded(chosen, store.root, options):
+                for writer in writers.values():
+                    writer.add(sample, split, picture)
         summaries = {}
         for fmt, writer in writers.items():
             summaries[fmt] = writer.finish()
-            marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt]}
+            marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt], "options": options_made}
             (folders[fmt] / MARKER).write_text(json.dumps(marker, indent=2))
-            _sync(folders[fmt])
+        _sync(list(folders.values()), options.workers)
     except BaseException:
         for tmp in folders.values():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -155,15 +148,24 @@ def _build(
     return summaries
 
 
-def _pair_codes(run_dir: Path, records: list[Record], options: ExportOptions) -> dict[str, int]:
-    """Record id -> perceptual code of its pair, computed in parallel (decoding dominates)."""
+def pair_code(run_dir: Path) -> Callable[[Record], int]:
+    """Record -> the perceptual code of its pair (for --dedup; decoding the pair dominates)."""
     from imgdiff.export.select import perceptual_code
     from imgdiff.store import ImageLoader
 
     loader = ImageLoader(run_dir)
-    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        codes = pool.map(lambda r: perceptual_code(loader.load(r, "a"), loader.load(r, "b")), records)
-        return {record.id: code for record, code in zip(records, codes, strict=True)}
+    return lambda record: perceptual_code(loader.load(record, "a"), loader.load(record, "b"))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise UsageError(f"cannot read the run's records ({exc.strerror}): {path}") from None
+    return digest.hexdigest()
 
 
 def _swap_in(tmp: Path, target: Path) -> None:
@@ -196,9 +198,14 @@ def _siblings(target: Path) -> tuple[Path, Path]:
     return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
 
 
-def _sync(folder: Path) -> None:
-    """Flush every file to disk before the rename makes the folder visible."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+def _sync(folders: Iterable[Path], workers: int) -> None:
+    """Flush every file to disk before the rename makes a folder visible; in parallel, as a disk
+    that waits on one flush can take others meanwhile."""
+    paths = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+    with ThreadPoolExecutor(max_workers=max(4, 2 * workers)) as pool:
+        list(pool.map(_fsync, paths))
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())

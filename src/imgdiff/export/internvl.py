@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from imgdiff.export.base import Exporter, to_json
+from imgdiff.export.llava import conversation
 from imgdiff.export.samples import Sample
 
 DATASET = "imgdiff"
@@ -21,7 +22,7 @@ DATASET = "imgdiff"
 
 class InternVLExporter(Exporter):
     format = "internvl"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -32,14 +33,7 @@ class InternVLExporter(Exporter):
         self.example: dict[str, Any] | None = None
 
     def add(self, sample: Sample, split: str, picture: bytes) -> None:
-        entry = {
-            "id": sample.id,
-            "image": self.write_picture(sample, picture),
-            "conversations": [
-                {"from": "human", "value": "<image>\n" + sample.question},
-                {"from": "gpt", "value": sample.answer},
-            ],
-        }
+        entry = conversation(sample, self.write_picture(sample, picture))
         self.handles[split].write(json.dumps(entry, ensure_ascii=False) + "\n")
         self.lengths[split] += 1
         self.example = self.example or entry

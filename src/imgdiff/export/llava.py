@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgdiff.export.base import Exporter, to_json
+from imgdiff.export.json_list import JsonListExporter
 from imgdiff.export.samples import QUESTION, Sample
 
-__all__ = ["QUESTION", "LlavaExporter"]
+__all__ = ["QUESTION", "LlavaExporter", "conversation"]
 
 SAMPLE_FORMAT = (
     "`data.json` is a JSON list of LLaVA conversations. `image` is a PNG path relative to this "
@@ -22,40 +22,30 @@ SAMPLE_FORMAT = (
 )
 
 
-class LlavaExporter(Exporter):
+def conversation(sample: Sample, image: str) -> dict[str, Any]:
+    """LLaVA's entry (InternVL reads the same): the picture, the question after `<image>`, the answer."""
+    return {
+        "id": sample.id,
+        "image": image,
+        "conversations": [
+            {"from": "human", "value": "<image>\n" + sample.question},
+            {"from": "gpt", "value": sample.answer},
+        ],
+    }
+
+
+class LlavaExporter(JsonListExporter):
     format = "llava"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.entries: dict[str, list[dict[str, Any]]] = {name: [] for name in self.context.split_names}
-
-    def add(self, sample: Sample, split: str, picture: bytes) -> None:
-        self.entries[split].append(
-            {
-                "id": sample.id,
-                "image": self.write_picture(sample, picture),
-                "conversations": [
-                    {"from": "human", "value": "<image>\n" + sample.question},
-                    {"from": "gpt", "value": sample.answer},
-                ],
-            }
-        )
+    def entry(self, sample: Sample, image: str) -> dict[str, Any]:
+        return conversation(sample, image)
 
     def finish(self) -> dict[str, Any]:
-        files = data_files(self.context.options.split is not None, self.entries, "json")
-        for rel, entries in files.items():
-            (self.to / rel).write_text(to_json(entries), encoding="utf-8")
-        every = [e for entries in self.entries.values() for e in entries]
+        samples = self.close_lists()
         text = SAMPLE_FORMAT.replace("a PNG path", f"a {self.context.extension.upper()} path")
         if self.context.options.split:
-            text += f" With splits, one such list per split: {', '.join(f'`{f}`' for f in files)}."
-        self.write_card(text, every[0] if every else None, None)
-        return {"format": self.format, **self.context.counts(), "files": len(every) + len(files) + 1}
-
-
-def data_files(split: bool, entries: dict[str, list[Any]], suffix: str) -> dict[str, list[Any]]:
-    """`data.<suffix>` for an export without --split, else `<split>.<suffix>` per split."""
-    if not split:
-        return {f"data.{suffix}": [e for items in entries.values() for e in items]}
-    return {f"{name}.{suffix}": items for name, items in entries.items()}
+            files = ", ".join(f"`{f}`" for f in self.files.values())
+            text += f" With splits, one such list per split: {files}."
+        self.write_card(text, self.example, None)
+        return {"format": self.format, **self.context.counts(), "files": samples + len(self.files) + 1}

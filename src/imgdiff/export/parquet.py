@@ -4,8 +4,10 @@ reads: the picture as the `Image` feature (PNG/JPEG bytes embedded), and every f
 
 Files are `data/<split>-NNNNN.parquet` (a name `datasets` maps to its split; an empty split has
 none, as `datasets` refuses a split without rows), a new one started
-when a file passes `shard_mb`; rows are buffered and written as a row group whenever the buffer
-passes `row_group_mb`, so memory holds at most one row group whatever the run's size. The schema
+when a file passes `shard_mb`; rows are buffered and written as a row group whenever the buffer's
+pictures pass `row_group_mb`, so memory holds at most one row group whatever the run's size. The
+buffer turns into Arrow every `BATCH` rows, so a row group is held once (as Arrow), not also as
+Python rows. The schema
 carries the `datasets` features in its metadata, so the images decode and the columns keep their
 types without guessing. Every file has the same columns (the union over the export's samples;
 a score a sample lacks is null).
@@ -19,6 +21,7 @@ from imgdiff.export.base import Exporter
 from imgdiff.export.samples import Sample
 
 MB = 1 << 20
+BATCH = 64  # rows turned into one Arrow record batch at a time
 
 
 def features_of(columns: dict[str, Any]) -> Any:
@@ -45,13 +48,14 @@ def features_of(columns: dict[str, Any]) -> Any:
 
 class ParquetExporter(Exporter):
     format = "parquet"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.features = features_of(self.context.columns)
         self.schema = self.features.arrow_schema
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []  # not yet Arrow
+        self.batches: list[Any] = []  # the row group so far, as Arrow record batches
         self.buffered = 0
         self.writer: Any = None
         self.split: str | None = None
@@ -67,6 +71,8 @@ class ParquetExporter(Exporter):
         self.example = self.example or {k: v for k, v in fields.items()}
         self.rows.append({"image": {"bytes": picture, "path": self.picture_path(sample)}, **fields})
         self.buffered += len(picture) + 512
+        if len(self.rows) >= BATCH:
+            self._to_arrow()
         if self.buffered >= self.context.options.row_group_mb * MB:
             self._flush()
             if (self.to / self.files[-1]).stat().st_size >= self.context.options.shard_mb * MB:
@@ -104,14 +110,27 @@ class ParquetExporter(Exporter):
         rel = f"data/{split}-{self.shard:05d}.parquet"
         (self.to / rel).parent.mkdir(parents=True, exist_ok=True)
         self.files.append(rel)
-        self.writer = pq.ParquetWriter(self.to / rel, self.schema, compression="zstd")
+        # no dictionary for the pictures: no two are alike, and hashing each for one costs time
+        dictionary = [name for name in self.schema.names if name != "image"] + ["image.path"]
+        self.writer = pq.ParquetWriter(
+            self.to / rel, self.schema, compression="zstd", use_dictionary=dictionary
+        )
 
-    def _flush(self) -> None:
-        if not self.rows:
-            return
+    def _to_arrow(self) -> None:
         import pyarrow as pa
 
         encoded = [self.features.encode_example(row) for row in self.rows]
-        table = pa.Table.from_pylist(encoded, schema=self.schema)
-        self.writer.write_table(table, row_group_size=len(self.rows))
-        self.rows, self.buffered = [], 0
+        self.batches.append(pa.RecordBatch.from_pylist(encoded, schema=self.schema))
+        self.rows = []
+
+    def _flush(self) -> None:
+        """Write the buffered rows as one row group."""
+        if self.rows:
+            self._to_arrow()
+        if not self.batches:
+            return
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(self.batches, schema=self.schema)
+        self.writer.write_table(table, row_group_size=table.num_rows)
+        self.batches, self.buffered = [], 0

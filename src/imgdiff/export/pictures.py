@@ -1,26 +1,25 @@
 """Every sample's picture, rendered and encoded once per export call, in parallel, in order.
 
 `encoded(samples, ...)` yields (sample, bytes) in the samples' order while encoding runs ahead in
-`workers` threads (Pillow, ISA-L and numpy release the GIL while they work, so threads use every
-core without copying pixels between processes). A pair's two images are decoded once for all its
-samples. At most a few chunks are in flight, so memory stays flat however large the run.
+`workers` threads (export/parallel.py). A pair's two images are decoded once for all its samples
+(they are consecutive in canonical order). At most a few chunks are in flight, so memory stays flat
+however large the run.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from imgdiff.export.options import ExportOptions
+from imgdiff.export.parallel import ordered_map
 from imgdiff.export.samples import Sample
 from imgdiff.store import ImageLoader
 
-CHUNK = 8  # samples per task: enough to amortise a task, small enough to spread over workers
-AHEAD = 4  # chunks in flight per worker
+CHUNK = 4  # samples per task: enough to amortise a task, small enough to spread over workers
+AHEAD = 3  # chunks in flight per worker: keeps workers busy while the writers take a chunk
 
 
 def extension(options: ExportOptions) -> str:
@@ -46,23 +45,18 @@ def encode(image: np.ndarray, options: ExportOptions) -> bytes:
     return png_bytes(image)
 
 
-def encoded(samples: list[Sample], run_dir: Path, options: ExportOptions) -> Iterator[tuple[Sample, bytes]]:
+def encoded(
+    samples: Iterable[Sample], run_dir: Path, options: ExportOptions
+) -> Iterator[tuple[Sample, bytes]]:
     loader = ImageLoader(Path(run_dir))
-    chunks = _chunks(samples)
-    with ThreadPoolExecutor(max_workers=options.workers) as pool:
-        pending = [
-            pool.submit(_encode_chunk, c, loader, options)
-            for c in itertools.islice(chunks, AHEAD * options.workers)
-        ]
-        while pending:
-            done = pending.pop(0).result()
-            nxt = next(chunks, None)
-            if nxt is not None:
-                pending.append(pool.submit(_encode_chunk, nxt, loader, options))
-            yield from done
+    workers = options.workers
+    for _chunk, done in ordered_map(
+        lambda chunk: _encode_chunk(chunk, loader, options), _chunks(samples), workers, AHEAD * workers
+    ):
+        yield from done
 
 
-def _chunks(samples: list[Sample]) -> Iterator[list[Sample]]:
+def _chunks(samples: Iterable[Sample]) -> Iterator[list[Sample]]:
     """Consecutive runs of samples, never splitting one pair's samples (decoded once per chunk)."""
     chunk: list[Sample] = []
     for sample in samples:

@@ -1,11 +1,14 @@
-"""A fast lossless PNG writer (`png_encoder: fast`): every row Sub-filtered, deflated by ISA-L.
+"""The export's PNG writer (`png_encoder: fast`, the default): every row Sub-filtered, deflated by
+ISA-L at level 1.
 
-Pillow at zlib level 1 (what exports wrote before, and still the default) spends most of its time
-trying five filters on every row and in zlib; on the noisy side-by-side pictures of the quickstart
-one fixed filter (Sub: each byte minus the same channel of the pixel to its left) deflated by ISA-L
-at level 1 encodes about 9x faster and comes out a few percent smaller (benchmarks/export_speed.py).
-Any PNG reader decodes it to the same pixels. The bytes differ from Pillow's; they are the same on
-every run for one ISA-L version on one CPU family (ISA-L picks its code path by CPU).
+Pillow at zlib level 1 (`png_encoder: pillow`, what exports wrote before version 2 of the formats)
+spends most of its time trying five filters on every row and in zlib; on the noisy side-by-side
+pictures of the quickstart one fixed filter (Sub: each byte minus the same channel of the pixel to
+its left) deflated by ISA-L encodes 8-9x faster and comes out a few percent smaller
+(benchmarks/export_speed.py). ISA-L also works outside the GIL, so export workers encode in
+parallel. Any PNG reader decodes it to the same pixels as Pillow's. The bytes are the same on every
+run for one ISA-L version (pinned in constraints.txt); ISA-L picks its code path by CPU, so another
+CPU family may deflate differently (same pixels).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ SUB = 1  # PNG filter type 1
 
 
 def png_fast(image: np.ndarray) -> bytes:
-    from isal import isal_zlib  # the `export` extra
+    from isal import isal_zlib
 
     height, width, channels = image.shape
     rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
@@ -29,9 +32,10 @@ def png_fast(image: np.ndarray) -> bytes:
     filtered[:, 1 : channels + 1] = rows[:, :channels]
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, channels + 1 :])
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    data = isal_zlib.compress(filtered.tobytes(), 1)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    data = isal_zlib.compress(filtered, 1)
+    return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _chunk(b"IEND", b"")))
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+    crc = zlib.crc32(data, zlib.crc32(tag))  # no tag + data copy of a large IDAT
+    return b"".join((struct.pack(">I", len(data)), tag, data, struct.pack(">I", crc)))

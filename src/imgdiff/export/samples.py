@@ -189,13 +189,17 @@ def difference_samples(record: Record) -> list[DifferenceSample]:
     ]
 
 
+def samples_of_record(record: Record) -> list[Sample]:
+    """A record's samples: difference samples (by box), then a removal child's question."""
+    removal = removal_sample(record)
+    return [*difference_samples(record), *([removal] if removal else [])]
+
+
 def samples_of_records(records: list[Record]) -> list[Sample]:
-    """Every sample of a run, in canonical record order: difference samples, then a removal child's
-    question."""
-    out: list[Sample] = []
-    for record in sorted(records, key=Record.sort_key):
-        out += difference_samples(record)
-        removal = removal_sample(record)
-        if removal is not None:
-            out.append(removal)
-    return out
+    """Every sample of a run, record by record in canonical order."""
+    return [s for record in sorted(records, key=Record.sort_key) for s in samples_of_record(record)]
+
+
+def canonical(sample: Sample) -> tuple[Any, ...]:
+    """The order of samples in every export: by record, difference samples first, then by id."""
+    return (sample.record.sort_key(), sample.type != "difference", sample.id)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from imgdiff.export.base import Exporter, to_json
-from imgdiff.export.llava import data_files
+from imgdiff.export.base import to_json
+from imgdiff.export.json_list import JsonListExporter
 from imgdiff.export.samples import Sample
 
 DATASET = "imgdiff"  # the name `dataset:` takes in a LLaMA-Factory config (`imgdiff_<split>` with splits)
@@ -19,39 +19,32 @@ COLUMNS = {"messages": "messages", "images": "images"}
 TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}
 
 
-class ShareGPTExporter(Exporter):
+class ShareGPTExporter(JsonListExporter):
     format = "sharegpt"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.entries: dict[str, list[dict[str, Any]]] = {name: [] for name in self.context.split_names}
-
-    def add(self, sample: Sample, split: str, picture: bytes) -> None:
-        self.entries[split].append(
-            {
-                "messages": [
-                    {"role": "user", "content": "<image>" + sample.question},
-                    {"role": "assistant", "content": sample.answer},
-                ],
-                "images": [self.write_picture(sample, picture)],
-                "id": sample.id,  # LLaMA-Factory ignores columns it is not told about
-            }
-        )
+    def entry(self, sample: Sample, image: str) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "user", "content": "<image>" + sample.question},
+                {"role": "assistant", "content": sample.answer},
+            ],
+            "images": [image],
+            "id": sample.id,  # LLaMA-Factory ignores columns it is not told about
+        }
 
     def finish(self) -> dict[str, Any]:
+        samples = self.close_lists()
         split = self.context.options.split is not None
-        files = data_files(split, self.entries, "json")
         info = {}
-        for rel, entries in files.items():
-            (self.to / rel).write_text(to_json(entries), encoding="utf-8")
+        for rel in self.files.values():
             name = f"{DATASET}_{rel.removesuffix('.json')}" if split else DATASET
             info[name] = {"file_name": rel, "formatting": "sharegpt", "columns": COLUMNS, "tags": TAGS}
         (self.to / "dataset_info.json").write_text(to_json(info), encoding="utf-8")
-        every = [e for entries in self.entries.values() for e in entries]
         names = ", ".join(f"`{name}`" for name in info)
+        files = ", ".join(f"`{f}`" for f in self.files.values())
         sample_format = (
-            f"{', '.join(f'`{f}`' for f in files)}: JSON lists in LLaMA-Factory's multimodal ShareGPT "
+            f"{files}: JSON lists in LLaMA-Factory's multimodal ShareGPT "
             "layout: `messages` (a user turn starting with the `<image>` placeholder, an assistant "
             "turn) and `images` (one path relative to this folder, the pair side by side with the "
             "red box). `dataset_info.json` registers them as " + names + "."
@@ -61,5 +54,5 @@ class ShareGPTExporter(Exporter):
             f"`dataset: {next(iter(info))}`, and a multimodal `template`, e.g. `qwen2_vl`); image "
             "paths resolve against `media_dir`, which defaults to `dataset_dir`."
         )
-        self.write_card(sample_format, every[0] if every else None, loading)
-        return {"format": self.format, **self.context.counts(), "files": len(every) + len(files) + 2}
+        self.write_card(sample_format, self.example, loading)
+        return {"format": self.format, **self.context.counts(), "files": samples + len(self.files) + 2}

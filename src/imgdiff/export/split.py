@@ -23,6 +23,11 @@ def unit(group: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def split_names(shares: dict[str, float] | None) -> list[str]:
+    """Every split of an export, in the order given (`train` alone without --split)."""
+    return list(shares or {DEFAULT: 1.0})
+
+
 def split_of(group: str, shares: dict[str, float] | None) -> str:
     if not shares:
         return DEFAULT
@@ -37,7 +42,7 @@ def split_of(group: str, shares: dict[str, float] | None) -> str:
 
 def assign(samples: Sequence[Sample], shares: dict[str, float] | None) -> dict[str, list[Sample]]:
     """split name -> its samples in the given order; every split named, even an empty one."""
-    out: dict[str, list[Sample]] = {name: [] for name in (shares or {DEFAULT: 1.0})}
+    out: dict[str, list[Sample]] = {name: [] for name in split_names(shares)}
     for sample in samples:
         out[split_of(sample.group, shares)].append(sample)
     return out

@@ -24,7 +24,7 @@ BLOCK = 512  # tar header and padding unit
 
 class WebDatasetExporter(Exporter):
     format = "webdataset"
-    version = 1
+    version = 2  # 2: PNGs by the fast encoder by default
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
