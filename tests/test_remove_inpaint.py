@@ -179,7 +179,14 @@ def test_killed_and_rerun_gives_identical_records(tmp_path: Path, tiny_models: A
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     imgdiff.run(recipe, tmp_path / "whole")
     command = [sys.executable, "-m", "imgdiff", "run", str(tmp_path / "recipe.yaml")]
-    proc = subprocess.Popen([*command, "--out", str(tmp_path / "killed"), "--no-progress"])
+    # the killed run computes in a process of its own: at this process's thread count, as float
+    # results may change with it (and earlier tests may leave OMP_NUM_THREADS set, e.g. Ray's)
+    import os
+
+    import torch
+
+    threads = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen([*command, "--out", str(tmp_path / "killed"), "--no-progress"], env=threads)
     parts = tmp_path / "killed" / "stages" / "remove"
     while proc.poll() is None and sum(1 for p in parts.glob("part-*") for _ in p.open()) < 1:
         time.sleep(0.005)
