@@ -34,8 +34,8 @@ from PIL import Image
 
 import imgdiff
 from imgdiff.export import export_run
-from imgdiff.export.png import png_fast
 from imgdiff.export.samples import QUESTION, difference_samples
+from imgdiff.png import png_fast
 from imgdiff.record import Record
 from imgdiff.render import side_by_side
 
