@@ -163,6 +163,7 @@ def test_every_other_layout_is_left_to_pillow(tmp_path: Path) -> None:
         "ihdr_crc",
         "garbage_stream",
         "short_stream",
+        "huge_header",
         "not_png",
         "empty",
     ],
@@ -185,6 +186,8 @@ def test_a_damaged_file_fails_or_decodes_as_pillow_has_it(tmp_path: Path, damage
     elif damage in ("garbage_stream", "short_stream"):
         stream = bytes(length) if damage == "garbage_stream" else zlib.compress(_rows(image[:-1], [1] * 31))
         data = bytearray(good[:idat] + _chunk(b"IDAT", stream) + good[body.stop + 4 :])
+    elif damage == "huge_header":  # a header claiming far more pixels than the stream holds
+        data = bytearray(good[:8] + _chunk(b"IHDR", _rgb_header(9000, 9000)) + good[8 + 25 :])
     elif damage == "not_png":
         data = bytearray(b"not an image at all")
     else:

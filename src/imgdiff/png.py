@@ -29,6 +29,7 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SUB = 1  # PNG filter type 1
 RGB = 2  # PNG colour type 2, 8 bits a sample
 CHANNELS = 3
+MAX_DEFLATE_RATIO = 1032  # deflate's best: 258 bytes from a 2-bit code, plus headers
 PEEK_ROWS = 8  # rows whose filter bytes are checked before the whole image is inflated
 _IHDR = struct.Struct(">IIBBBBB")  # width, height, bit depth, colour type, compression, filter, interlace
 
@@ -79,6 +80,8 @@ def _decode(data: bytes) -> np.ndarray | None:
         return None  # Pillow's own warning or DecompressionBombError
     stride = 1 + width * CHANNELS
     stream = b"".join(body for _, body in chunks[1:-1])
+    if height * stride > MAX_DEFLATE_RATIO * len(stream):
+        return None  # cannot inflate to that much: no buffer for a header's claim, Pillow reports it
     try:
         # the first rows' filters first: Pillow's adaptive filters show there, before paying for all
         head = isal_zlib.decompressobj().decompress(stream, min(height, PEEK_ROWS) * stride)
