@@ -5,9 +5,10 @@
 
 Each pair goes through the stage on its own (a batch of one: read both images, FastSAM on both,
 the pixel difference, crops, CLIP, BLIP, decide), timed from reading the files to the decision, the
-first pair of each size excluded (warm-up), `--threads` torch threads. Thresholds are wide open and matching is on
-(`match_rule: any` with no bound), so every sub-step runs for every candidate. Sizes: the 1024 px
-pairs at imgsz 1024, the 512 px pairs at imgsz 512. Also timed: all pairs of a size in one batch.
+first pair of each size excluded (warm-up), `--threads` torch threads. Thresholds are wide open and
+matching is on (`match_rule: any` with no bound), so every sub-step runs for every candidate.
+Sizes: the 1024 px pairs at imgsz 1024, the 512 px pairs at imgsz 512. Also timed: all pairs of a
+size in one batch.
 Prints one JSON object: per size and candidate sources, mean and median ms per pair and candidate
 boxes per pair.
 
