@@ -111,6 +111,11 @@ class ImageLoader:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as arrays:
                 return {key: arrays[key] for key in arrays.files}
+        from imgdiff.png import read_fast
+
+        pixels = read_fast(path)  # the layout this store writes; None: anything else, for Pillow
+        if pixels is not None:
+            return pixels
         from imgdiff.pixels import to_rgb  # here: pixels brings OpenCV, which `import store` need not pay
 
         with Image.open(path) as image:
@@ -511,15 +516,32 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def encode_image(value: Any, image_format: str) -> bytes:
+    """A run image's file: an RGB array as `png_fast` PNG (imgdiff/png.py: Sub rows, ISA-L, several
+    times faster than Pillow and read back by `read_fast`), anything else by Pillow."""
+    if image_format == "png" and _is_rgb_array(value):
+        from imgdiff.png import png_fast
+
+        return png_fast(value)
     image = value if isinstance(value, Image.Image) else Image.fromarray(np.asarray(value))
-    buffer = io.BytesIO()
     if image_format == "png":
-        # zlib level 1: 1.6x faster to encode than the default 6 on 512 px quickstart scenes, files
-        # 12% larger (benchmarks/png_levels.py); still lossless and deterministic.
-        image.save(buffer, format="PNG", compress_level=1)
-    else:
-        image.save(buffer, format="WEBP", lossless=True, quality=100, method=4)
+        return pillow_png(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="WEBP", lossless=True, quality=100, method=4)
     return buffer.getvalue()
+
+
+def pillow_png(image: Image.Image) -> bytes:
+    """Pillow's PNG at zlib level 1 (the run store's bytes before version 2 of the exports; 1.6x
+    faster than the default 6 on 512 px quickstart scenes, files 12% larger, benchmarks/png_levels.py)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _is_rgb_array(value: Any) -> bool:
+    return (
+        isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim == 3 and value.shape[2] == 3
+    )
 
 
 def encode_npz(arrays: dict[str, Any]) -> bytes:

@@ -28,7 +28,7 @@ class ExportOptions(Settings):
     dedup_distance: int = Field(default=4, ge=0, le=32)  # perceptual-hash bits two pairs may differ by
     max_per_object: int | None = Field(default=None, ge=1)  # samples per replaced/removed object
     image_format: Literal["png", "jpeg"] = "png"
-    # `fast`: Sub-filtered rows deflated by ISA-L (export/png.py); `pillow`: Pillow at zlib level 1,
+    # `fast`: Sub-filtered rows deflated by ISA-L (imgdiff/png.py); `pillow`: Pillow at zlib level 1,
     # the bytes exports had before version 2 of the formats, 8-9x slower to encode; same pixels
     png_encoder: Literal["fast", "pillow"] = "fast"
     jpeg_quality: int = Field(default=90, ge=1, le=100)

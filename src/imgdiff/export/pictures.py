@@ -16,6 +16,7 @@ import numpy as np
 from imgdiff.export.options import ExportOptions
 from imgdiff.export.parallel import ordered_map
 from imgdiff.export.samples import Sample
+from imgdiff.png import read_fast
 from imgdiff.store import ImageLoader
 
 CHUNK = 4  # samples per task: enough to amortise a task, small enough to spread over workers
@@ -37,7 +38,7 @@ def encode(image: np.ndarray, options: ExportOptions) -> bytes:
         Image.fromarray(image).save(buffer, format="JPEG", quality=options.jpeg_quality, subsampling=0)
         return buffer.getvalue()
     if options.png_encoder == "fast":
-        from imgdiff.export.png import png_fast
+        from imgdiff.png import png_fast
 
         return png_fast(image)
     from imgdiff.render import png_bytes
@@ -81,11 +82,14 @@ def _encode_chunk(
 
 
 def _load(loader: ImageLoader, sample: Sample, name: str) -> np.ndarray:
-    """The pair's image as RGB; a file already RGB is not converted (a copy saved: decoding the
-    pair is the largest cost left once encoding is fast)."""
+    """The pair's image as RGB: the store's own layout by `read_fast` (decoding the pair is the
+    largest cost left once encoding is fast); else by Pillow, a file already RGB not converted."""
     rel = sample.record.images.get(name)
     if rel is None or name in sample.record.artifacts:
         return loader.load(sample.record, name)
+    pixels = read_fast(loader.root / rel)
+    if pixels is not None:
+        return pixels
     from PIL import Image
 
     with Image.open(loader.root / rel) as image:
