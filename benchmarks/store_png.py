@@ -1,12 +1,14 @@
 """The run store's PNGs: Pillow at zlib level 1 (what the store wrote before) versus `png_fast`, and
-reading them back: Pillow versus `read_fast`. One run, interleaved.
+reading them back: Pillow versus `read_fast` (and `read_fast` undoing Sub by `np.cumsum`, as it did
+first, versus its banded doubling steps). One run, interleaved.
 
     python benchmarks/store_png.py [--pairs 10] [--sizes 512,1024]
 
 Encodes quickstart scenes (the synthetic source's a and b images) both ways and decodes each file
 as the run reads it (`ImageLoader`: Pillow then `to_rgb`; or `read_fast`, which falls back to
-Pillow for a file in another layout, so Pillow's files are read by Pillow). Prints JSON per size:
-median milliseconds per image to encode and to decode, mean kilobytes, and the ratios.
+Pillow for a file in another layout, so Pillow's files are read by Pillow; `fast_cumsum` reads the
+fast files by `read_fast` with `np.cumsum` in place of `_undo_sub`). Prints JSON per size: median
+milliseconds per image to encode and to decode, mean kilobytes, and the ratios.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+import imgdiff.png
 from imgdiff.pixels import to_rgb
 from imgdiff.png import png_fast, read_fast
 from imgdiff.record import Record
@@ -47,6 +50,17 @@ def pillow_read(path: Path) -> np.ndarray:
         return to_rgb(image)
 
 
+def read_fast_cumsum(path: Path) -> np.ndarray | None:
+    banded = imgdiff.png._undo_sub
+    imgdiff.png._undo_sub = lambda rows, height, width: np.cumsum(
+        rows.reshape(height, width, 3), axis=1, dtype=np.uint8
+    )
+    try:
+        return read_fast(path)
+    finally:
+        imgdiff.png._undo_sub = banded
+
+
 def timed(work: Callable[[Any], Any], arg: Any) -> tuple[float, Any]:
     started = time.perf_counter()
     out = work(arg)
@@ -55,7 +69,7 @@ def timed(work: Callable[[Any], Any], arg: Any) -> tuple[float, Any]:
 
 def measure(pairs: int, size: int, folder: Path) -> dict[str, float]:
     encode: dict[str, list[float]] = {"pillow": [], "fast": []}
-    decode: dict[str, list[float]] = {"pillow": [], "fast": []}
+    decode: dict[str, list[float]] = {"pillow": [], "fast": [], "fast_cumsum": []}
     kb: dict[str, list[float]] = {"pillow": [], "fast": []}
     writers = {"pillow": pillow_png, "fast": png_fast}
     readers = {"pillow": pillow_read, "fast": read_fast}
@@ -69,6 +83,9 @@ def measure(pairs: int, size: int, folder: Path) -> dict[str, float]:
             seconds, pixels = timed(readers[name], path)
             decode[name].append(seconds)
             assert np.array_equal(pixels, image), "lossless"
+        seconds, pixels = timed(read_fast_cumsum, folder / f"{n}_fast.png")
+        decode["fast_cumsum"].append(seconds)
+        assert np.array_equal(pixels, image), "lossless"
     ms = {
         f"{what}_{name}": 1000 * statistics.median(v[name])
         for what, v in (("encode", encode), ("decode", decode))
@@ -81,6 +98,7 @@ def measure(pairs: int, size: int, folder: Path) -> dict[str, float]:
         "kb_fast": round(statistics.fmean(kb["fast"]), 1),
         "encode_pillow_over_fast": round(ms["encode_pillow"] / ms["encode_fast"], 2),
         "decode_pillow_over_fast": round(ms["decode_pillow"] / ms["decode_fast"], 2),
+        "decode_cumsum_over_banded": round(ms["decode_fast_cumsum"] / ms["decode_fast"], 2),
     }
 
 

@@ -17,7 +17,8 @@ from imgdiff.png import SIGNATURE, png_fast, read_fast
 from imgdiff.record import Record
 from imgdiff.store import ImageLoader, RunStore
 
-SIZES = [(1, 1), (1, 9), (7, 1), (31, 17), (64, 64)]
+# the last two: several bands of rows in `_undo_sub`, and rows wider than one band
+SIZES = [(1, 1), (1, 9), (7, 1), (31, 17), (64, 64), (300, 300), (3, 100_000)]
 
 
 def _pillow(path: Path) -> np.ndarray:
@@ -163,6 +164,8 @@ def test_every_other_layout_is_left_to_pillow(tmp_path: Path) -> None:
         "ihdr_crc",
         "garbage_stream",
         "short_stream",
+        "long_stream",
+        "trailing_data",
         "huge_header",
         "not_png",
         "empty",
@@ -185,6 +188,13 @@ def test_a_damaged_file_fails_or_decodes_as_pillow_has_it(tmp_path: Path, damage
         data[8 + 8 + 13] ^= 0xFF
     elif damage in ("garbage_stream", "short_stream"):
         stream = bytes(length) if damage == "garbage_stream" else zlib.compress(_rows(image[:-1], [1] * 31))
+        data = bytearray(good[:idat] + _chunk(b"IDAT", stream) + good[body.stop + 4 :])
+    elif damage == "long_stream":  # one row more than the header says
+        tall = np.concatenate([image, image[:1]])
+        stream = zlib.compress(_rows(tall, [1] * 33))
+        data = bytearray(good[:idat] + _chunk(b"IDAT", stream) + good[body.stop + 4 :])
+    elif damage == "trailing_data":  # bytes after the end of the deflate stream
+        stream = zlib.compress(_rows(image, [1] * 32)) + b"\x00\x01"
         data = bytearray(good[:idat] + _chunk(b"IDAT", stream) + good[body.stop + 4 :])
     elif damage == "huge_header":  # a header claiming far more pixels than the stream holds
         data = bytearray(good[:8] + _chunk(b"IHDR", _rgb_header(9000, 9000)) + good[8 + 25 :])
