@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import yaml
 
 from imgdiff.errors import UsageError
+from imgdiff.export.files import FileWriter
 from imgdiff.export.options import ExportOptions
 from imgdiff.export.samples import Sample
 from imgdiff.store import RunStore
@@ -43,6 +44,7 @@ class ExportContext:
     columns: dict[str, Any] = field(default_factory=dict)  # every field name -> a non-null value (or None)
     types: dict[str, int] = field(default_factory=dict)  # sample type -> samples
     dropped: dict[str, int] = field(default_factory=dict)  # filter -> samples it dropped
+    files: FileWriter | None = None  # writes and flushes pictures in the background (the driver's)
 
     @property
     def split_names(self) -> list[str]:
@@ -84,8 +86,11 @@ class Exporter:
 
     def write_picture(self, sample: Sample, picture: bytes) -> str:
         rel = self.picture_path(sample)
-        (self.to / rel).parent.mkdir(parents=True, exist_ok=True)
-        (self.to / rel).write_bytes(picture)
+        if self.context.files is not None:
+            self.context.files.write(self.to / rel, picture)
+        else:
+            (self.to / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.to / rel).write_bytes(picture)
         return rel
 
     def write_card(self, sample_format: str, example: dict[str, Any] | None, loading: str | None) -> None:

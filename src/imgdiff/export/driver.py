@@ -24,6 +24,7 @@ from typing import Any
 
 from imgdiff.errors import UsageError, did_you_mean
 from imgdiff.export.base import ExportContext, Exporter, run_facts
+from imgdiff.export.files import FileWriter
 from imgdiff.export.internvl import InternVLExporter
 from imgdiff.export.llava import LlavaExporter
 from imgdiff.export.options import ExportOptions, build_options
@@ -120,6 +121,7 @@ def _build(
     )
     options_made = options.fingerprint_fields()  # the marker keeps them: export/held_out.py reads them
     folders = {}
+    files = context.files = FileWriter()
     try:
         writers = {}
         for fmt, (target, _) in todo.items():
@@ -138,8 +140,10 @@ def _build(
             summaries[fmt] = writer.finish()
             marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt], "options": options_made}
             (folders[fmt] / MARKER).write_text(json.dumps(marker, indent=2))
-        _sync(list(folders.values()), options.workers)
+        files.close()
+        _sync(list(folders.values()), options.workers, skip=files.flushed)
     except BaseException:
+        files.close_quietly()
         for tmp in folders.values():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -198,10 +202,11 @@ def _siblings(target: Path) -> tuple[Path, Path]:
     return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
 
 
-def _sync(folders: Iterable[Path], workers: int) -> None:
-    """Flush every file to disk before the rename makes a folder visible; in parallel, as a disk
-    that waits on one flush can take others meanwhile."""
-    paths = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+def _sync(folders: Iterable[Path], workers: int, skip: set[Path]) -> None:
+    """Flush every file to disk before the rename makes a folder visible (the pictures, `skip`, were
+    flushed as they were written); in parallel, as a disk that waits on one flush can take others
+    meanwhile."""
+    paths = [path for folder in folders for path in folder.rglob("*") if path.is_file() and path not in skip]
     with ThreadPoolExecutor(max_workers=max(4, 2 * workers)) as pool:
         list(pool.map(_fsync, paths))
 
