@@ -1,6 +1,7 @@
 """The run store's PNGs: Pillow at zlib level 1 (what the store wrote before) versus `png_fast`, and
 reading them back: Pillow versus `read_fast` (and `read_fast` undoing Sub by `np.cumsum`, as it did
-first, versus its banded doubling steps). One run, interleaved.
+first, versus its banded doubling steps), and `png_fast` with deflate's full 32 KiB window versus its
+1 KiB one (`WINDOW_BITS`). One run, interleaved.
 
     python benchmarks/store_png.py [--pairs 10] [--sizes 512,1024]
 
@@ -50,6 +51,15 @@ def pillow_read(path: Path) -> np.ndarray:
         return to_rgb(image)
 
 
+def png_fast_window15(image: np.ndarray) -> bytes:
+    small = imgdiff.png.WINDOW_BITS
+    imgdiff.png.WINDOW_BITS = 15
+    try:
+        return png_fast(image)
+    finally:
+        imgdiff.png.WINDOW_BITS = small
+
+
 def read_fast_cumsum(path: Path) -> np.ndarray | None:
     banded = imgdiff.png._undo_sub
     imgdiff.png._undo_sub = lambda rows, height, width: np.cumsum(
@@ -68,11 +78,11 @@ def timed(work: Callable[[Any], Any], arg: Any) -> tuple[float, Any]:
 
 
 def measure(pairs: int, size: int, folder: Path) -> dict[str, float]:
-    encode: dict[str, list[float]] = {"pillow": [], "fast": []}
-    decode: dict[str, list[float]] = {"pillow": [], "fast": [], "fast_cumsum": []}
-    kb: dict[str, list[float]] = {"pillow": [], "fast": []}
-    writers = {"pillow": pillow_png, "fast": png_fast}
-    readers = {"pillow": pillow_read, "fast": read_fast}
+    encode: dict[str, list[float]] = {"pillow": [], "fast": [], "fast_window15": []}
+    decode: dict[str, list[float]] = {"pillow": [], "fast": [], "fast_window15": [], "fast_cumsum": []}
+    kb: dict[str, list[float]] = {"pillow": [], "fast": [], "fast_window15": []}
+    writers = {"pillow": pillow_png, "fast": png_fast, "fast_window15": png_fast_window15}
+    readers = {"pillow": pillow_read, "fast": read_fast, "fast_window15": read_fast}
     for n, image in enumerate(images(pairs, size)):
         for name, write in writers.items():
             seconds, data = timed(write, image)
@@ -96,8 +106,10 @@ def measure(pairs: int, size: int, folder: Path) -> dict[str, float]:
         **{f"{key}_ms": round(value, 2) for key, value in ms.items()},
         "kb_pillow": round(statistics.fmean(kb["pillow"]), 1),
         "kb_fast": round(statistics.fmean(kb["fast"]), 1),
+        "kb_fast_window15": round(statistics.fmean(kb["fast_window15"]), 1),
         "encode_pillow_over_fast": round(ms["encode_pillow"] / ms["encode_fast"], 2),
         "decode_pillow_over_fast": round(ms["decode_pillow"] / ms["decode_fast"], 2),
+        "encode_window15_over_window10": round(ms["encode_fast_window15"] / ms["encode_fast"], 2),
         "decode_cumsum_over_banded": round(ms["decode_fast_cumsum"] / ms["decode_fast"], 2),
     }
 
