@@ -8,7 +8,7 @@ first, versus its banded doubling steps), and `png_fast` with deflate's full 32 
 Encodes quickstart scenes (the synthetic source's a and b images) both ways and decodes each file
 as the run reads it (`ImageLoader`: Pillow then `to_rgb`; or `read_fast`, which falls back to
 Pillow for a file in another layout, so Pillow's files are read by Pillow; `fast_cumsum` reads the
-fast files by `read_fast` with `np.cumsum` in place of `_undo_sub`). Prints JSON per size: median
+fast files by `read_fast` with `np.cumsum` in place of `undo_sub`). Prints JSON per size: median
 milliseconds per image to encode and to decode, mean kilobytes, and the ratios.
 """
 
@@ -61,14 +61,12 @@ def png_fast_window15(image: np.ndarray) -> bytes:
 
 
 def read_fast_cumsum(path: Path) -> np.ndarray | None:
-    banded = imgdiff.png._undo_sub
-    imgdiff.png._undo_sub = lambda rows, height, width: np.cumsum(
-        rows.reshape(height, width, 3), axis=1, dtype=np.uint8
-    )
+    banded = imgdiff.png.undo_sub
+    imgdiff.png.undo_sub = lambda rows: np.cumsum(rows.reshape(rows.shape[0], -1, 3), axis=1, dtype=np.uint8)
     try:
         return read_fast(path)
     finally:
-        imgdiff.png._undo_sub = banded
+        imgdiff.png.undo_sub = banded
 
 
 def timed(work: Callable[[Any], Any], arg: Any) -> tuple[float, Any]:

@@ -132,13 +132,13 @@ def test_an_interrupted_export_leaves_the_previous_one_whole(
     RunStore(run_dir).write_records(records)
     written = []
 
-    def failing(image: np.ndarray, options: object) -> bytes:
+    def failing(sample: object, pair: object, options: object) -> bytes:
         written.append(1)
         if len(written) > 3:
             raise KeyboardInterrupt
         return b"png"
 
-    monkeypatch.setattr(pictures, "encode", failing)
+    monkeypatch.setattr(pictures, "_picture", failing)
     with pytest.raises(KeyboardInterrupt):
         export_run(run_dir, ["llava"])
     assert tree_bytes(run_dir, "export") == before

@@ -11,7 +11,7 @@ run for one ISA-L version (pinned in constraints.txt); ISA-L picks its code path
 CPU family may deflate differently (same pixels).
 
 `read_fast` decodes that layout without Pillow: inflate by ISA-L, then undo Sub with a running sum
-per channel (uint8, so it wraps as the filter does; by doubling steps, `_undo_sub`). That is about
+per channel (uint8, so it wraps as the filter does; by doubling steps, `undo_sub`). That is about
 2x faster than Pillow on quickstart scenes (benchmarks/store_png.py), and decoding a pair is the
 largest cost of an export.
 It returns None for anything else, and the caller decodes with Pillow, so the pixels are always
@@ -22,7 +22,6 @@ apart by its first rows' filter bytes, before the whole image is inflated.
 from __future__ import annotations
 
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +34,31 @@ MAX_DEFLATE_RATIO = 1032  # deflate's best: 258 bytes from a 2-bit code, plus he
 # deflate's window: 1 KiB, not 32. Sub-filtered photos and scenes repeat little beyond a few pixels,
 # so a small window deflates 6-12% faster and 0-3% smaller (benchmarks/store_png.py)
 WINDOW_BITS = 10
-BAND_BYTES = 256 * 1024  # rows undone together (`_undo_sub`): fits a core's L2 cache
+BAND_BYTES = 256 * 1024  # rows undone together (`undo_sub`): fits a core's L2 cache
 PEEK_ROWS = 8  # rows whose filter bytes are checked before the whole image is inflated
 _IHDR = struct.Struct(">IIBBBBB")  # width, height, bit depth, colour type, compression, filter, interlace
 
 
 def png_fast(image: np.ndarray) -> bytes:
-    from isal import igzip_lib
+    height, width, _ = image.shape
+    return png_from_filtered(sub_filter(image), width, height)
 
+
+def sub_filter(image: np.ndarray) -> np.ndarray:
+    """The image's PNG scanlines, every row Sub: (h, 1 + 3w) uint8, the filter byte first."""
     height, width, channels = image.shape
     rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
     filtered = np.empty((height, width * channels + 1), dtype=np.uint8)
     filtered[:, 0] = SUB
     filtered[:, 1 : channels + 1] = rows[:, :channels]
     np.subtract(rows[:, channels:], rows[:, :-channels], out=filtered[:, channels + 1 :])
+    return filtered
+
+
+def png_from_filtered(filtered: np.ndarray, width: int, height: int) -> bytes:
+    """The PNG file of Sub scanlines (`sub_filter`'s layout) of a `width` x `height` RGB image."""
+    from isal import igzip_lib
+
     header = _IHDR.pack(width, height, 8, RGB, 0, 0, 0)  # 8-bit RGB, no interlace
     data = igzip_lib.compress(filtered, 1, igzip_lib.COMP_ZLIB, igzip_lib.MEM_LEVEL_DEFAULT, WINDOW_BITS)
     return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _chunk(b"IEND", b"")))
@@ -63,6 +73,13 @@ def read_fast(path: Path) -> np.ndarray | None:
     and no more pixels than Pillow opens without a warning. Anything else, ancillary chunks
     included (a colour key, gamma or ICC profile changes what Pillow's caller makes of the pixels),
     is None."""
+    rows = read_rows(path)
+    return None if rows is None else undo_sub(rows)
+
+
+def read_rows(path: Path) -> np.ndarray | None:
+    """`read_fast` before undoing the filter: the Sub rows without their filter bytes, (h, 3w)
+    uint8, read-only; None where `read_fast` is None."""
     try:
         data = Path(path).read_bytes()
     except OSError:
@@ -104,17 +121,20 @@ def _decode(data: bytes) -> np.ndarray | None:
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(height, stride)
     if not np.all(rows[:, 0] == SUB):
         return None
-    return _undo_sub(rows[:, 1:], height, width)
+    return rows[:, 1:]
 
 
-def _undo_sub(filtered: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Each row's running sum per channel, in uint8 (it wraps as the filter does).
+def undo_sub(filtered: np.ndarray) -> np.ndarray:
+    """The pixels (h, w, 3) of Sub rows without filter bytes (h, 3w): each row's running sum per
+    channel, in uint8 (it wraps as the filter does).
 
     By doubling steps over a band of rows at a time (after the step of s pixels each byte holds the
     sum of the 2s pixels up to it): log2(width) whole-band adds, the band (about 256 KiB) staying in
-    the CPU's cache. `np.cumsum` along the pixels loops over 3-byte rows and takes about 3x as long
-    (1.7 vs 0.6 ms at 512 px, 6.7 vs 2.1 at 1024: benchmarks/store_png.py). numpy reads an
-    overlapping input as it was before the add, which each step needs."""
+    the CPU's cache. `np.cumsum` along the pixels loops over 3-byte rows and takes about 1.4x as long
+    (benchmarks/store_png.py). numpy reads an overlapping input as it was before the add, which
+    each step needs."""
+    height, row = filtered.shape
+    width = row // CHANNELS
     row = width * CHANNELS
     out = np.empty((height, row), dtype=np.uint8)
     band = max(1, BAND_BYTES // row)
@@ -149,5 +169,7 @@ def _chunks(data: bytes) -> list[tuple[bytes, memoryview]] | None:
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(tag))  # no tag + data copy of a large IDAT
+    from isal import isal_zlib
+
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(tag))  # ISA-L's: 0.02 vs 0.2 ms for 900 KB with zlib's
     return b"".join((struct.pack(">I", len(data)), tag, data, struct.pack(">I", crc)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,9 +60,16 @@ class Sample:
         edit = self.record.edit
         return " ".join(edit.old.lower().split()) if edit and edit.old.strip() else None
 
+    def framing(self) -> tuple[bool, Sequence[float] | None]:
+        """How the picture shows the pair: whether image b is on the left, and the box framed on
+        both sides (or None)."""
+        raise NotImplementedError
+
     def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The one image the trainer sees, from the pair's images a and b (RGB uint8)."""
-        raise NotImplementedError
+        swapped, box = self.framing()
+        left, right = (b, a) if swapped else (a, b)
+        return side_by_side(left, right, box)
 
     def fields(self) -> dict[str, Any]:
         """Flat columns: the sample's own, then the record's, then every score of the record."""
@@ -104,8 +112,8 @@ class DifferenceSample(Sample):
     def answer(self) -> str:
         return self.record.regions[self.index].difference or ""
 
-    def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return side_by_side(a, b, self.record.regions[self.index].box)
+    def framing(self) -> tuple[bool, Sequence[float] | None]:
+        return False, self.record.regions[self.index].box
 
     def own_fields(self) -> dict[str, Any]:
         region = self.record.regions[self.index]
@@ -145,9 +153,8 @@ class ChoiceSample(Sample):
     def answer(self) -> str:
         return string.ascii_uppercase[self.correct]
 
-    def picture(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        left, right = (b, a) if self.swapped else (a, b)
-        return side_by_side(left, right, self.box)
+    def framing(self) -> tuple[bool, Sequence[float] | None]:
+        return self.swapped, self.box
 
     def own_fields(self) -> dict[str, Any]:
         box = None if self.box is None else [float(v) for v in self.box]
