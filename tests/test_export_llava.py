@@ -12,6 +12,7 @@ from conftest import tree_bytes
 from imgdiff.errors import UsageError
 from imgdiff.export import EXPORTERS, export_run, pictures
 from imgdiff.export.llava import QUESTION, LlavaExporter
+from imgdiff.png import read_rows
 from imgdiff.record import Record, Region
 from imgdiff.render import side_by_side
 from imgdiff.store import ImageLoader, RunStore
@@ -160,3 +161,35 @@ def test_a_run_without_samples_exports_an_empty_list(run_dir: Path) -> None:
     assert export_run(run_dir, ["llava"])["llava"]["samples"] == 0
     assert _data(run_dir / "export" / "llava") == []
     assert "holds no samples" in (run_dir / "export" / "llava" / "README.md").read_text()
+
+
+def test_pictures_made_from_the_stores_scanlines_equal_those_drawn_from_pixels(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """The run's images are in the store's own PNG layout, so pictures come from their scanlines;
+    the same images saved by Pillow (another layout) are decoded, drawn and encoded: same bytes."""
+    export_run(run_dir, ["llava"], to=tmp_path / "scanlines")
+    images = sorted((run_dir / "images").rglob("*.png"))
+    assert images and all(read_rows(path) is not None for path in images)
+    for path in images:
+        with Image.open(path) as image:
+            image.load()
+            image.save(path, format="PNG", compress_level=6)
+    assert all(read_rows(path) is None for path in images)
+    export_run(run_dir, ["llava"], to=tmp_path / "pixels")
+    first, second = tree_bytes(tmp_path / "scanlines", "llava"), tree_bytes(tmp_path / "pixels", "llava")
+    assert len(first) == 11 and first == second
+
+
+def test_a_swapped_framed_choice_shows_b_left_and_the_frame_on_both(run_dir: Path, tmp_path: Path) -> None:
+    from imgdiff.export.samples import ChoiceSample
+
+    record = next(r for r in imgdiff.load_records(run_dir) if r.kept)
+    box = (10.0, 12.5, 30.0, 40.0)
+    sample = ChoiceSample(record, "Which?", ("left", "right"), 0, box=box, swapped=True)
+    export_run(run_dir, ["llava"], to=tmp_path / "x", extra_samples=[sample])
+    entry = next(e for e in _data(tmp_path / "x" / "llava") if e["id"] == sample.id)
+    loader = ImageLoader(run_dir)
+    expected = side_by_side(loader.load(record, "b"), loader.load(record, "a"), box)
+    with Image.open(tmp_path / "x" / "llava" / entry["image"]) as picture:
+        assert np.array_equal(np.asarray(picture.convert("RGB")), expected)

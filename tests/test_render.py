@@ -7,7 +7,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdiff.render import BAR, GROW, LINE, RED, box_on, grown_box, png_bytes, side_by_side
+from imgdiff.png import _decode as read_rows_of
+from imgdiff.png import png_fast, png_from_filtered, sub_filter
+from imgdiff.render import (
+    BAR,
+    GROW,
+    LINE,
+    RED,
+    box_on,
+    grown_box,
+    png_bytes,
+    side_by_side,
+    side_by_side_scanlines,
+)
 
 H, W = 40, 60
 
@@ -83,3 +95,37 @@ def test_png_is_lossless_and_deterministic(tmp_path: Path) -> None:
     assert png_bytes(image) == png_bytes(image.copy())
     with Image.open(io.BytesIO(png_bytes(image))) as decoded:
         assert np.array_equal(np.asarray(decoded), image)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 2), (7, 5), (31, 17), (H, W), (300, 90)])
+def test_the_picture_from_scanlines_is_the_drawn_picture_filtered(height: int, width: int) -> None:
+    """`side_by_side_scanlines` on a's and b's stored rows gives exactly the Sub rows of the drawn
+    picture (so the same PNG bytes), for boxes anywhere: none, whole, tiny, at edges, partly out."""
+    rng = np.random.default_rng(height * 1000 + width)
+    boxes: list[list[float] | None] = [None, [0, 0, width, height], [0.5, 0.5, 1.2, 1.7]]
+    boxes += [[width - 1.5, height - 0.2, width + 9, height + 9], [-8, -8, 0.3, 0.3]]
+    for _ in range(12):
+        x, y = rng.uniform(-10, width + 5), rng.uniform(-10, height + 5)
+        boxes.append([x, y, x + rng.uniform(0, width), y + rng.uniform(0, height)])
+    drawn = 0
+    for box in boxes:
+        a, b = (rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2))
+        rows = [_stored_rows(image) for image in (a, b)]
+        try:
+            picture = side_by_side(a, b, box)
+        except ValueError:
+            with pytest.raises(ValueError):
+                side_by_side_scanlines(*rows, box)
+            continue
+        scanlines = side_by_side_scanlines(*rows, box)
+        assert np.array_equal(scanlines, sub_filter(picture)), box
+        assert png_from_filtered(scanlines, 2 * width + BAR, height) == png_fast(picture)
+        drawn += 1
+    assert drawn >= 8
+
+
+def _stored_rows(image: np.ndarray) -> np.ndarray:
+    """An image's rows as `read_rows` gives them from the run store's file."""
+    rows = read_rows_of(png_fast(image))
+    assert rows is not None
+    return rows
