@@ -91,7 +91,7 @@ def _decode(data: bytes) -> np.ndarray | None:
     from isal import isal_zlib
     from PIL import Image
 
-    chunks = _chunks(data[len(SIGNATURE) :])
+    chunks = _chunks(memoryview(data)[len(SIGNATURE) :])  # a view: no copy of a large file
     if chunks is None or len(chunks) < 3 or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
         return None
     if any(tag != b"IDAT" for tag, _ in chunks[1:-1]) or len(chunks[0][1]) != _IHDR.size:
@@ -102,18 +102,20 @@ def _decode(data: bytes) -> np.ndarray | None:
     if Image.MAX_IMAGE_PIXELS is not None and width * height > Image.MAX_IMAGE_PIXELS:
         return None  # Pillow's own warning or DecompressionBombError
     stride = 1 + width * CHANNELS
-    stream = b"".join(body for _, body in chunks[1:-1])
+    bodies = [body for _, body in chunks[1:-1]]
+    stream = bodies[0] if len(bodies) == 1 else b"".join(bodies)
     if height * stride > MAX_DEFLATE_RATIO * len(stream):
         return None  # cannot inflate to that much: no buffer for a header's claim, Pillow reports it
     size = height * stride
     try:
         # the first rows' filters first: Pillow's adaptive filters show there, before paying for all
-        inflate = isal_zlib.decompressobj()
-        head = inflate.decompress(stream, min(height, PEEK_ROWS) * stride)
+        head = isal_zlib.decompressobj().decompress(stream, min(height, PEEK_ROWS) * stride)
         if head[::stride].count(SUB) != len(head[::stride]):
             return None
-        # then the rest (one byte more than fits: a longer stream shows as a wrong length)
-        raw = head + inflate.decompress(inflate.unconsumed_tail, size - len(head) + 1)
+        # then all of it into one buffer (one byte more than fits: a longer stream shows as a wrong
+        # length); inflating the first rows again costs less than joining two large buffers
+        inflate = isal_zlib.decompressobj()
+        raw = inflate.decompress(stream, size + 1)
     except (isal_zlib.error, ValueError, MemoryError):
         return None
     if len(raw) != size or not inflate.eof or inflate.unused_data:
@@ -148,17 +150,17 @@ def undo_sub(filtered: np.ndarray) -> np.ndarray:
     return out.reshape(height, width, CHANNELS)
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, memoryview]] | None:
+def _chunks(data: memoryview) -> list[tuple[bytes, memoryview]] | None:
     """(tag, body) of each chunk after the signature up to IEND; None when a length or CRC is wrong."""
     from isal import isal_zlib
 
-    view, at, out = memoryview(data), 0, []
+    at, out = 0, []
     while at + 12 <= len(data):
         (length,) = struct.unpack_from(">I", data, at)
         end = at + 8 + length
         if end + 4 > len(data):
             return None
-        tag, body = bytes(view[at + 4 : at + 8]), view[at + 8 : end]
+        tag, body = bytes(data[at + 4 : at + 8]), data[at + 8 : end]
         if isal_zlib.crc32(body, isal_zlib.crc32(tag)) != struct.unpack_from(">I", data, end)[0]:
             return None
         out.append((tag, body))
