@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 class FileWriter:
-    def __init__(self, threads: int = 4, pending: int = 32) -> None:
+    def __init__(self, threads: int = 4, pending: int = 8) -> None:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export-files")
         self.pending = pending
         self.futures: deque[Future[None]] = deque()
