@@ -73,7 +73,8 @@ if __name__ == "__main__":
                 [sys.executable, "-c", CHILD, str(run), str(args.workers), str(args.row_group_mb)],
                 capture_output=True,
                 text=True,
-                check=True,
             )
+            if child.returncode:  # the child's own error, not a bare exit status
+                sys.exit(f"export of {n} samples failed:\n{child.stderr.strip()[-2000:]}")
             print(child.stdout.strip(), flush=True)
             shutil.rmtree(run)

@@ -121,7 +121,8 @@ def _build(
     )
     options_made = options.fingerprint_fields()  # the marker keeps them: export/held_out.py reads them
     folders = {}
-    files = context.files = FileWriter()
+    # as many writers as encoders, so a many-core export does not wait on the disk one file at a time
+    files = context.files = FileWriter(threads=max(4, options.workers), pending=max(8, 2 * options.workers))
     try:
         writers = {}
         for fmt, (target, _) in todo.items():
