@@ -40,7 +40,7 @@ from imgdiff.export import export_run
 from imgdiff.export.samples import QUESTION, difference_samples
 from imgdiff.png import png_fast, png_from_filtered, read_fast, read_rows
 from imgdiff.record import Record
-from imgdiff.render import BAR, side_by_side, side_by_side_scanlines
+from imgdiff.render import side_by_side, side_by_side_scanlines
 
 
 def before(run: Path, to: Path) -> int:
@@ -156,8 +156,7 @@ def breakdown(run: Path, samples: int = 40) -> dict[str, float]:
             rows = [read_rows(run / record.images[name]) for name in ("a", "b")]
             assert rows[0] is not None and rows[1] is not None, "runs made by this code's run store"
             box = record.regions[difference_samples(record)[0].index].box
-            width = 2 * rows[0].shape[1] // 3 + BAR
-            png_from_filtered(side_by_side_scanlines(rows[0], rows[1], box), width, rows[0].shape[0])
+            png_from_filtered(side_by_side_scanlines(rows[0], rows[1], box))
             times["picture_from_scanlines"] += time.perf_counter() - clock
             clock = time.perf_counter()
             path = Path(tmp) / f"{n}.png"

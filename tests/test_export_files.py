@@ -23,7 +23,7 @@ def test_every_picture_is_written_and_flushed(tmp_path: Path, monkeypatch: pytes
         writer.write(path, data)
     writer.close()
     assert {p: p.read_bytes() for p in expected} == expected
-    assert len(flushed) == 20 and writer.flushed == set(expected)
+    assert len(flushed) == 20 and writer.folders == {path.parent for path in expected}
 
 
 def test_a_failed_write_raises_and_nothing_keeps_running(

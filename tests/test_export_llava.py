@@ -193,3 +193,28 @@ def test_a_swapped_framed_choice_shows_b_left_and_the_frame_on_both(run_dir: Pat
     expected = side_by_side(loader.load(record, "b"), loader.load(record, "a"), box)
     with Image.open(tmp_path / "x" / "llava" / entry["image"]) as picture:
         assert np.array_equal(np.asarray(picture.convert("RGB")), expected)
+
+
+def test_every_file_of_an_export_is_flushed_once_before_the_rename(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pictures are flushed by the background writers, every other file by the final flush."""
+    from imgdiff.export import driver, files
+
+    building, final = tmp_path / "x" / ".llava.tmp", tmp_path / "x" / "llava"
+    flushed: list[str] = []
+    real_fsync, real_write = driver._fsync, files._write_and_flush
+
+    def fsync(path: Path) -> None:
+        flushed.append(path.relative_to(building).as_posix())
+        real_fsync(path)
+
+    def write(path: Path, data: bytes) -> None:
+        flushed.append(path.relative_to(building).as_posix())
+        real_write(path, data)
+
+    monkeypatch.setattr(driver, "_fsync", fsync)
+    monkeypatch.setattr(files, "_write_and_flush", write)
+    export_run(run_dir, ["llava"], to=tmp_path / "x")
+    on_disk = [p.relative_to(final).as_posix() for p in final.rglob("*") if p.is_file()]
+    assert len(on_disk) == 11 and sorted(flushed) == sorted(on_disk)

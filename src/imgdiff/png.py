@@ -2,10 +2,9 @@
 
 `png_fast` writes 8-bit RGB with every row Sub-filtered, deflated by ISA-L at level 1 with a 1 KiB
 window. Pillow at zlib level 1 spends most of its time trying five filters on every row and in
-zlib; on the noisy
-side-by-side pictures of the quickstart one fixed filter (Sub: each byte minus the same channel of
-the pixel to its left) deflated by ISA-L encodes 8-9x faster and comes out a few percent smaller
-(benchmarks/export_speed.py). ISA-L also works outside the GIL, so export workers encode in
+zlib; on the noisy side-by-side pictures of the quickstart one fixed filter (Sub: each byte minus the
+same channel of the pixel to its left) deflated by ISA-L encodes 8-9x faster and comes out a few
+percent smaller (benchmarks/export_speed.py). ISA-L also works outside the GIL, so export workers encode in
 parallel. Any PNG reader decodes it to the same pixels as Pillow's. The bytes are the same on every
 run for one ISA-L version (pinned in constraints.txt); ISA-L picks its code path by CPU, so another
 CPU family may deflate differently (same pixels).
@@ -40,8 +39,7 @@ _IHDR = struct.Struct(">IIBBBBB")  # width, height, bit depth, colour type, comp
 
 
 def png_fast(image: np.ndarray) -> bytes:
-    height, width, _ = image.shape
-    return png_from_filtered(sub_filter(image), width, height)
+    return png_from_filtered(sub_filter(image))
 
 
 def sub_filter(image: np.ndarray) -> np.ndarray:
@@ -55,10 +53,11 @@ def sub_filter(image: np.ndarray) -> np.ndarray:
     return filtered
 
 
-def png_from_filtered(filtered: np.ndarray, width: int, height: int) -> bytes:
-    """The PNG file of Sub scanlines (`sub_filter`'s layout) of a `width` x `height` RGB image."""
+def png_from_filtered(filtered: np.ndarray) -> bytes:
+    """The PNG file of an RGB image's Sub scanlines (`sub_filter`'s layout: (h, 1 + 3w))."""
     from isal import igzip_lib
 
+    height, width = filtered.shape[0], (filtered.shape[1] - 1) // CHANNELS
     header = _IHDR.pack(width, height, 8, RGB, 0, 0, 0)  # 8-bit RGB, no interlace
     data = igzip_lib.compress(filtered, 1, igzip_lib.COMP_ZLIB, igzip_lib.MEM_LEVEL_DEFAULT, WINDOW_BITS)
     return b"".join((SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", data), _chunk(b"IEND", b"")))
@@ -137,7 +136,6 @@ def undo_sub(filtered: np.ndarray) -> np.ndarray:
     each step needs."""
     height, row = filtered.shape
     width = row // CHANNELS
-    row = width * CHANNELS
     out = np.empty((height, row), dtype=np.uint8)
     band = max(1, BAND_BYTES // row)
     for top in range(0, height, band):

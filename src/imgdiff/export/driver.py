@@ -142,7 +142,7 @@ def _build(
             marker = {"fingerprint": todo[fmt][1], "summary": summaries[fmt], "options": options_made}
             (folders[fmt] / MARKER).write_text(json.dumps(marker, indent=2))
         files.close()
-        _sync(list(folders.values()), options.workers, skip=files.flushed)
+        _sync(list(folders.values()), options.workers, flushed=files.folders)
     except BaseException:
         files.close_quietly()
         for tmp in folders.values():
@@ -203,11 +203,16 @@ def _siblings(target: Path) -> tuple[Path, Path]:
     return target.with_name(f".{target.name}.tmp"), target.with_name(f".{target.name}.old")
 
 
-def _sync(folders: Iterable[Path], workers: int, skip: set[Path]) -> None:
-    """Flush every file to disk before the rename makes a folder visible (the pictures, `skip`, were
-    flushed as they were written); in parallel, as a disk that waits on one flush can take others
-    meanwhile."""
-    paths = [path for folder in folders for path in folder.rglob("*") if path.is_file() and path not in skip]
+def _sync(folders: Iterable[Path], workers: int, flushed: set[Path]) -> None:
+    """Flush every file to disk before the rename makes a folder visible (files in the `flushed`
+    folders were flushed as they were written); in parallel, as a disk that waits on one flush can
+    take others meanwhile."""
+    paths = [
+        path
+        for folder in folders
+        for path in folder.rglob("*")
+        if path.is_file() and path.parent not in flushed
+    ]
     with ThreadPoolExecutor(max_workers=max(4, 2 * workers)) as pool:
         list(pool.map(_fsync, paths))
 

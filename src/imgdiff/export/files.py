@@ -21,8 +21,9 @@ class FileWriter:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export-files")
         self.pending = pending
         self.futures: deque[Future[None]] = deque()
-        self.folders: set[Path] = set()  # made already: no mkdir call per picture
-        self.flushed: set[Path] = set()  # on disk once close() returns: the driver skips them
+        # made already (no mkdir call per picture); they hold only pictures, all on disk once close()
+        # returns, so the driver's final flush skips them (a set of a few hundred, not of every file)
+        self.folders: set[Path] = set()
 
     def write(self, path: Path, data: bytes) -> None:
         folder = path.parent
@@ -30,7 +31,6 @@ class FileWriter:
             folder.mkdir(parents=True, exist_ok=True)
             self.folders.add(folder)
         self.futures.append(self.pool.submit(_write_and_flush, path, data))
-        self.flushed.add(path)
         while len(self.futures) > self.pending:
             self.futures.popleft().result()
 

@@ -17,6 +17,7 @@ from imgdiff.export.options import ExportOptions
 from imgdiff.export.parallel import ordered_map
 from imgdiff.export.samples import Sample
 from imgdiff.png import read_fast, read_rows
+from imgdiff.record import Record
 from imgdiff.store import ImageLoader
 
 CHUNK = 4  # samples per task: enough to amortise a task, small enough to spread over workers
@@ -76,7 +77,7 @@ def _encode_chunk(
     pair: _Pair | None = None
     for sample in chunk:
         if pair is None or sample.record.id != pair.record.id:
-            pair = _Pair(loader, sample)
+            pair = _Pair(loader, sample.record)
         out.append((sample, _picture(sample, pair, options)))
     return out
 
@@ -89,12 +90,11 @@ def _picture(sample: Sample, pair: _Pair, options: ExportOptions) -> bytes:
         rows = pair.rows()
         if rows is not None:
             from imgdiff.png import png_from_filtered
-            from imgdiff.render import BAR, side_by_side_scanlines
+            from imgdiff.render import side_by_side_scanlines
 
             swapped, box = sample.framing()
             left, right = (rows[1], rows[0]) if swapped else rows
-            height, row = left.shape
-            return png_from_filtered(side_by_side_scanlines(left, right, box), 2 * row // 3 + BAR, height)
+            return png_from_filtered(side_by_side_scanlines(left, right, box))
     return encode(sample.picture(*pair.pixels()), options)
 
 
@@ -102,8 +102,8 @@ class _Pair:
     """A record's images a and b, each read once for all the record's samples: as Sub rows where
     both files are in the store's layout, else (or when pixels are asked for) as RGB pixels."""
 
-    def __init__(self, loader: ImageLoader, sample: Sample) -> None:
-        self.loader, self.sample, self.record = loader, sample, sample.record
+    def __init__(self, loader: ImageLoader, record: Record) -> None:
+        self.loader, self.record = loader, record
         self._rows: tuple[np.ndarray, np.ndarray] | None = None
         self._pixels: tuple[np.ndarray, np.ndarray] | None = None
         self._rows_tried = False
@@ -123,27 +123,31 @@ class _Pair:
 
                 self._pixels = undo_sub(self._rows[0]), undo_sub(self._rows[1])
             else:
-                self._pixels = _load(self.loader, self.sample, "a"), _load(self.loader, self.sample, "b")
+                self._pixels = _load(self.loader, self.record, "a"), _load(self.loader, self.record, "b")
         return self._pixels
 
     def _stored_rows(self, name: str) -> np.ndarray | None:
-        rel = self.record.images.get(name)
-        if rel is None or name in self.record.artifacts:
-            return None
-        return read_rows(self.loader.root / rel)
+        path = _stored_path(self.loader, self.record, name)
+        return None if path is None else read_rows(path)
 
 
-def _load(loader: ImageLoader, sample: Sample, name: str) -> np.ndarray:
+def _stored_path(loader: ImageLoader, record: Record, name: str) -> Path | None:
+    """The run's file of image `name`; None when the record holds it in memory or has no file."""
+    rel = record.images.get(name)
+    return None if rel is None or name in record.artifacts else loader.root / rel
+
+
+def _load(loader: ImageLoader, record: Record, name: str) -> np.ndarray:
     """The pair's image as RGB: the store's own layout by `read_fast` (decoding the pair is the
     largest cost left once encoding is fast); else by Pillow, a file already RGB not converted."""
-    rel = sample.record.images.get(name)
-    if rel is None or name in sample.record.artifacts:
-        return loader.load(sample.record, name)
-    pixels = read_fast(loader.root / rel)
+    path = _stored_path(loader, record, name)
+    if path is None:
+        return loader.load(record, name)
+    pixels = read_fast(path)
     if pixels is not None:
         return pixels
     from PIL import Image
 
-    with Image.open(loader.root / rel) as image:
+    with Image.open(path) as image:
         image.load()
         return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
